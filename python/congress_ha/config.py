@@ -1,0 +1,213 @@
+"""Every option of the service, in one place (DESIGN.md 4.2).
+
+The option table below is plain data, so the control shim's health path can
+read a config file with the standard library alone (``read_light``), while the
+server loads it through oslo.config (``load``).  Both report a bad or missing
+value with the option and the file, and raise ``ConfigError``.
+"""
+
+from __future__ import annotations
+
+import configparser
+import os
+import socket
+from dataclasses import dataclass
+from typing import Any
+
+DEFAULT_CONFIG_FILE = "/etc/congress-ha/congress-ha.conf"
+
+
+class ConfigError(Exception):
+    """A configuration problem, worded for the operator."""
+
+
+@dataclass(frozen=True)
+class Opt:
+    group: str
+    name: str
+    kind: str  # str | int | float | bool | choice
+    default: Any
+    help: str
+    choices: tuple[str, ...] = ()
+    minimum: float | None = None
+    required: bool = False
+
+
+OPTIONS: tuple[Opt, ...] = (
+    Opt("DEFAULT", "transport_url", "str", None,
+        "oslo.messaging transport URL, e.g. rabbit://user:pass@host:5672/. "
+        "fake:// is allowed only with --all.", required=True),
+    Opt("DEFAULT", "node_id", "str", None,
+        "Name of this node on the bus; defaults to the host name."),
+    Opt("DEFAULT", "debug", "bool", False, "Log at DEBUG level."),
+    Opt("api", "bind_host", "str", "0.0.0.0", "Address the REST API listens on."),
+    Opt("api", "bind_port", "int", 1789, "Port the REST API listens on.", minimum=1),
+    Opt("api", "auth_strategy", "choice", "noauth",
+        "noauth, or token: every request needs X-Auth-Token equal to token_file's content.",
+        choices=("noauth", "token")),
+    Opt("api", "token_file", "str", None, "File holding the API token (auth_strategy=token)."),
+    Opt("database", "connection", "str", "sqlite:////var/lib/congress-ha/congress-ha.sqlite",
+        "SQLAlchemy URL of the policy and journal database."),
+    Opt("ha", "heartbeat_interval", "float", 0.25,
+        "Seconds between heartbeats; a peer is lost after peer_timeout of silence.",
+        minimum=0.01),
+    Opt("ha", "peer_timeout", "float", 1.0,
+        "Seconds of silence after which a peer (and a DSD's action leader) is lost. "
+        "Must be at least 2 x heartbeat_interval.", minimum=0.02),
+    Opt("ha", "shadow_log_size", "int", 10000,
+        "Most requests from non-leader PEs that the DSD keeps for replay.", minimum=1),
+    Opt("ha", "shadow_log_age", "float", 60.0,
+        "Seconds after which an unmatched shadow entry is dropped.", minimum=0.1),
+    Opt("ha", "shadow_grace", "float", 2.0,
+        "Safety net: a shadow entry the leader has not matched within this many seconds "
+        "is executed anyway, with a warning. 0 disables the safety net.", minimum=0.0),
+    Opt("ha", "action_journal", "bool", True,
+        "Record each action_id in the database before executing it, so a DSD restarted "
+        "elsewhere never repeats it."),
+    Opt("ha", "rpc_timeout", "float", 2.0, "Seconds an RPC call waits for its reply.",
+        minimum=0.1),
+    Opt("ha", "rpc_retry", "int", 2,
+        "Reconnection attempts for one bus send before it fails with an error.", minimum=0),
+    Opt("ha", "run_dir", "str", "/run/congress-ha",
+        "Folder of the local control sockets that congress-ha-ctl talks to."),
+)
+
+_BY_KEY = {(o.group, o.name): o for o in OPTIONS}
+
+
+def _convert(opt: Opt, raw: str, where: str) -> Any:
+    text = raw.strip()
+    try:
+        if opt.kind == "int":
+            value: Any = int(text)
+        elif opt.kind == "float":
+            value = float(text)
+        elif opt.kind == "bool":
+            low = text.lower()
+            if low not in ("true", "false", "yes", "no", "1", "0", "on", "off"):
+                raise ValueError
+            value = low in ("true", "yes", "1", "on")
+        elif opt.kind == "choice":
+            if text not in opt.choices:
+                raise ConfigError(
+                    f"{where}: [{opt.group}] {opt.name} = {text!r} is not one of "
+                    f"{', '.join(opt.choices)}")
+            value = text
+        else:
+            value = text
+    except ValueError:
+        raise ConfigError(
+            f"{where}: [{opt.group}] {opt.name} = {text!r} is not a valid {opt.kind}") from None
+    if opt.minimum is not None and value < opt.minimum:
+        raise ConfigError(
+            f"{where}: [{opt.group}] {opt.name} = {text} is below the minimum {opt.minimum}")
+    return value
+
+
+@dataclass
+class Settings:
+    """The validated options of one process, as attributes: ``s.ha.peer_timeout``."""
+
+    path: str
+    values: dict[tuple[str, str], Any]
+
+    def get(self, group: str, name: str) -> Any:
+        return self.values[(group, name)]
+
+    def __getattr__(self, group: str) -> Any:
+        if group.startswith("_") or group in ("path", "values"):
+            raise AttributeError(group)
+        names = {n: v for (g, n), v in self.values.items() if g == group}
+        if not names and group != "DEFAULT":
+            raise AttributeError(group)
+        return _Group(names)
+
+
+class _Group:
+    def __init__(self, values: dict[str, Any]):
+        self.__dict__.update(values)
+
+
+def parse_file(path: str, overrides: dict[tuple[str, str], Any] | None = None) -> Settings:
+    """Read and validate one INI file with the standard library only.
+
+    This is what both the server and the shim use, so every check lives here;
+    oslo.config is only the transport's view of the same values.
+    """
+    where = path
+    if not os.path.isfile(path):
+        raise ConfigError(f"{path}: config file not found; pass --config-file with the "
+                          "path of congress-ha.conf")
+    parser = configparser.ConfigParser(interpolation=None, strict=True)
+    try:
+        with open(path, encoding="utf-8") as fh:
+            parser.read_file(fh)
+    except (configparser.Error, UnicodeDecodeError, OSError) as exc:
+        first = str(exc).splitlines()[0]
+        raise ConfigError(f"{path}: cannot be parsed: {first}") from None
+    known_groups = {o.group for o in OPTIONS}
+    for section in parser.sections():
+        if section not in known_groups and not section.startswith("oslo_"):
+            raise ConfigError(f"{where}: unknown section [{section}]; known sections: "
+                              f"{', '.join(sorted(known_groups - {'DEFAULT'}))}")
+        if section.startswith("oslo_"):
+            continue  # oslo.messaging's own options, read by oslo.config
+        for name in parser.options(section):
+            if name not in parser.defaults() and (section, name) not in _BY_KEY:
+                raise ConfigError(f"{where}: unknown option [{section}] {name}")
+    for name in parser.defaults():
+        if ("DEFAULT", name) not in _BY_KEY:
+            raise ConfigError(f"{where}: unknown option [DEFAULT] {name}")
+
+    values: dict[tuple[str, str], Any] = {}
+    for opt in OPTIONS:
+        # Option names never repeat across groups, so a section's view through
+        # configparser's DEFAULT inheritance cannot pick up another group's value.
+        if opt.group == "DEFAULT":
+            raw = parser.defaults().get(opt.name)
+        elif parser.has_section(opt.group):
+            raw = parser[opt.group].get(opt.name)
+        else:
+            raw = None
+        if raw is None or raw.strip() == "":
+            values[(opt.group, opt.name)] = opt.default
+        else:
+            values[(opt.group, opt.name)] = _convert(opt, raw, where)
+    for key, value in (overrides or {}).items():
+        values[key] = value
+    if values[("DEFAULT", "node_id")] is None:
+        values[("DEFAULT", "node_id")] = socket.gethostname()
+    for opt in OPTIONS:
+        if opt.required and values[(opt.group, opt.name)] in (None, ""):
+            raise ConfigError(f"{where}: [{opt.group}] {opt.name} is required: {opt.help}")
+    hb = values[("ha", "heartbeat_interval")]
+    pt = values[("ha", "peer_timeout")]
+    if pt < 2 * hb:
+        raise ConfigError(
+            f"{where}: [ha] peer_timeout = {pt} must be at least twice heartbeat_interval "
+            f"({hb}); otherwise one late heartbeat loses a peer")
+    if values[("api", "auth_strategy")] == "token" and not values[("api", "token_file")]:
+        raise ConfigError(f"{where}: [api] token_file is required when auth_strategy = token")
+    return Settings(path=path, values=values)
+
+
+def oslo_conf(settings: Settings):
+    """An oslo.config ConfigOpts for oslo.messaging, built from ``settings``.
+
+    oslo.messaging reads its own options (the rabbit driver's) from the same
+    file, so the [oslo_messaging_*] sections of congress-ha.conf work as in any
+    OpenStack service.
+    """
+    from oslo_config import cfg  # heavy: kept off the health path
+
+    conf = cfg.ConfigOpts()
+    conf.register_opts([cfg.StrOpt("transport_url", secret=True)])
+    # oslo.messaging 18.x looks these groups up even when tracing and metrics
+    # are off (FACTS.md): register them, disabled, on our private ConfigOpts.
+    conf.register_opts([cfg.BoolOpt("enable", default=False)], group="oslo_messaging_tracing")
+    conf.register_opts([cfg.BoolOpt("metrics_enabled", default=False)],
+                       group="oslo_messaging_metrics")
+    conf(args=[], default_config_files=[settings.path], project="congress-ha",
+         validate_default_values=True)
+    conf.set_override("transport_url", settings.get("DEFAULT", "transport_url"))
+    return conf
