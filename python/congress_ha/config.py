@@ -9,6 +9,7 @@ value with the option and the file, and raise ``ConfigError``.
 from __future__ import annotations
 
 import configparser
+import importlib
 import os
 import socket
 from dataclasses import dataclass
@@ -70,6 +71,9 @@ OPTIONS: tuple[Opt, ...] = (
         "Reconnection attempts for one bus send before it fails with an error.", minimum=0),
     Opt("ha", "run_dir", "str", "/run/congress-ha",
         "Folder of the local control sockets that congress-ha-ctl talks to."),
+    Opt("policy_engine", "action_relay", "str", "",
+        "Interim, until the Datalog engine lands: comma-separated SRC:TABLE=DST:ACTION "
+        "pairs; each row added to SRC:TABLE derives action DST:ACTION(row)."),
 )
 
 _BY_KEY = {(o.group, o.name): o for o in OPTIONS}
@@ -201,13 +205,15 @@ def oslo_conf(settings: Settings):
     from oslo_config import cfg  # heavy: kept off the health path
 
     conf = cfg.ConfigOpts()
-    conf.register_opts([cfg.StrOpt("transport_url", secret=True)])
-    # oslo.messaging 18.x looks these groups up even when tracing and metrics
-    # are off (FACTS.md): register them, disabled, on our private ConfigOpts.
-    conf.register_opts([cfg.BoolOpt("enable", default=False)], group="oslo_messaging_tracing")
-    conf.register_opts([cfg.BoolOpt("metrics_enabled", default=False)],
-                       group="oslo_messaging_metrics")
+    # oslo.messaging 18.x reads these groups on every send but registers them
+    # only on the global cfg.CONF (FACTS.md): register them on ours too.
+    for module, group in (("oslo_messaging._tracing.client", "oslo_messaging_tracing"),
+                          ("oslo_messaging._metrics.client", "oslo_messaging_metrics")):
+        try:
+            opts = getattr(importlib.import_module(module), group)
+        except (ImportError, AttributeError):
+            continue  # another oslo.messaging release: nothing to register
+        conf.register_opts(opts, group=group)
     conf(args=[], default_config_files=[settings.path], project="congress-ha",
          validate_default_values=True)
-    conf.set_override("transport_url", settings.get("DEFAULT", "transport_url"))
     return conf

@@ -1,0 +1,1 @@
+"""The REST API: Congress v1 and the HA extension."""

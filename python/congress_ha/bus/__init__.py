@@ -1,0 +1,1 @@
+"""The message bus: oslo.messaging transport, heartbeats and peers, table sync."""

@@ -1,0 +1,1 @@
+"""Datasource drivers: the base class, the registry and the drivers that ship."""

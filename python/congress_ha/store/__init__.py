@@ -1,0 +1,1 @@
+"""SQLAlchemy models and access to the policy, datasource and journal database."""

@@ -1,0 +1,208 @@
+"""A process on the bus: its identity, heartbeats, peers and goodbye.
+
+Every process has a member id (``node_id:role``) and a random incarnation.
+Before it announces itself it listens for ``peer_timeout``: if another live
+process already beats with its member id, it refuses to run.  Two that start
+at once both notice and the newer one stops.  Heartbeats go out every
+``heartbeat_interval``; a process also hears its own, which proves the round
+trip through the broker (the health check's "bus ok").
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from congress_ha.bus.messages import Heartbeat, member_id
+from congress_ha.bus.peers import PeerEvent, PeerTable, newer_of_two
+from congress_ha.bus.transport import TOPIC_HEARTBEAT, BusError, Transport
+
+LOG = logging.getLogger(__name__)
+
+
+class DuplicateMember(Exception):
+    """Another live process already runs with this member id."""
+
+
+class Listener(Protocol):
+    def on_heartbeat(self, hb: Heartbeat, now: float) -> None: ...
+    def on_goodbye(self, member: str, incarnation: str, now: float) -> None: ...
+    def on_peer_event(self, event: PeerEvent, now: float) -> None: ...
+
+
+class BusNode:
+    def __init__(self, transport: Transport, node_id: str, role: str, roles: list[str],
+                 heartbeat_interval: float, peer_timeout: float,
+                 clock: Callable[[], float] = time.monotonic):
+        self.transport = transport
+        self.node_id = node_id
+        self.member = member_id(node_id, role)
+        self.roles = roles
+        self.incarnation = uuid.uuid4().hex[:12]
+        self.started = time.time()
+        self.interval = heartbeat_interval
+        self.peer_timeout = peer_timeout
+        self.clock = clock
+        self.peers = PeerTable(peer_timeout)
+        self.listeners: list[Listener] = []
+        self.state_fn: Callable[[], dict[str, Any]] = lambda: {"ready": True}
+        self.last_self_heard: float | None = None
+        self.conflict: str | None = None
+        self.on_conflict: Callable[[str], None] = lambda reason: None
+        self._beat = 0
+        self._lock = threading.RLock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._joining = True
+        self._dup_beats: dict[str, int] = {}
+        self._send_failing = False
+
+    # -- lifecycle ------------------------------------------------------------
+
+    def start(self) -> None:
+        """Join: listen for a duplicate for ``peer_timeout``, then beat."""
+        self.transport.serve(TOPIC_HEARTBEAT, f"{self.member}.{self.incarnation}",
+                             HeartbeatEndpoint(self))
+        deadline = self.clock() + self.peer_timeout
+        while self.clock() < deadline and not self._stop.is_set():
+            if self.conflict:
+                raise DuplicateMember(self.conflict)
+            self._stop.wait(0.02)
+        if self.conflict:
+            raise DuplicateMember(self.conflict)
+        self._joining = False
+        self._thread = threading.Thread(target=self._run, name="heartbeat", daemon=True)
+        self._thread.start()
+        LOG.info("[%s] joined the bus as incarnation %s", self.member, self.incarnation)
+
+    def stop(self, goodbye: bool = True) -> None:
+        self._stop.set()
+        if self._thread:
+            self._thread.join(timeout=2)
+        if goodbye and not self._joining:
+            try:
+                self.transport.broadcast(TOPIC_HEARTBEAT, "goodbye", retry=1,
+                                         member=self.member, incarnation=self.incarnation)
+                LOG.info("[%s] said goodbye", self.member)
+            except BusError as exc:
+                LOG.warning("[%s] goodbye not sent: %s", self.member, exc)
+
+    # -- heartbeats -----------------------------------------------------------
+
+    def heartbeat(self) -> Heartbeat:
+        state = self.state_fn()
+        return Heartbeat(member=self.member, node_id=self.node_id,
+                         incarnation=self.incarnation, roles=self.roles,
+                         started=self.started, beat=self._beat, **state)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.beat_once()
+            self._stop.wait(self.interval)
+
+    def beat_once(self) -> None:
+        self._beat += 1
+        try:
+            # retry=0: a heartbeat that cannot go now is worthless later.
+            self.transport.broadcast(TOPIC_HEARTBEAT, "heartbeat", retry=0,
+                                     hb=self.heartbeat().to_dict())
+            if self._send_failing:
+                LOG.info("[%s] heartbeats go out again", self.member)
+            self._send_failing = False
+        except BusError as exc:
+            if not self._send_failing:
+                LOG.warning("[%s] heartbeat not sent: %s", self.member, exc)
+            self._send_failing = True
+        now = self.clock()
+        with self._lock:
+            events = self.peers.expire(now)
+        for ev in events:
+            LOG.warning("[%s] lost peer %s (%s)", self.member, ev.member, ev.detail)
+            self._notify("on_peer_event", ev, now)
+
+    # -- endpoint methods (called by oslo.messaging, one thread) --------------
+
+    def heartbeat_in(self, data: dict) -> None:
+        hb = Heartbeat.from_dict(data)
+        now = self.clock()
+        if hb.member == self.member:
+            if hb.incarnation == self.incarnation:
+                self.last_self_heard = now
+            else:
+                self._duplicate(hb)
+            return
+        with self._lock:
+            events = self.peers.observe(hb, now)
+        for ev in events:
+            LOG.info("[%s] peer %s %s %s", self.member, ev.member, ev.kind, ev.detail)
+            self._notify("on_peer_event", ev, now)
+        self._notify("on_heartbeat", hb, now)
+
+    def goodbye_in(self, member: str, incarnation: str) -> None:
+        now = self.clock()
+        with self._lock:
+            events = self.peers.goodbye(member, incarnation)
+        for ev in events:
+            LOG.info("[%s] peer %s left (goodbye)", self.member, member)
+            self._notify("on_peer_event", ev, now)
+        self._notify("on_goodbye", member, incarnation, now)
+
+    def _duplicate(self, other: Heartbeat) -> None:
+        count = self._dup_beats.get(other.incarnation, 0) + 1
+        self._dup_beats[other.incarnation] = count
+        if count < 2:
+            return  # one stray message is not yet proof of a live twin
+        if self._joining or newer_of_two(self.heartbeat(), other):
+            reason = (f"another live process already runs as {self.member} "
+                      f"(incarnation {other.incarnation}, node {other.node_id}); "
+                      "each process needs its own node_id: stop the other one or "
+                      "change [DEFAULT] node_id / --node-id")
+            if self.conflict is None:
+                self.conflict = reason
+                LOG.error("[%s] %s", self.member, reason)
+                if not self._joining:
+                    self.on_conflict(reason)
+        elif count == 2:
+            LOG.error("[%s] a newer process (incarnation %s) also claims %s; it will "
+                      "refuse to run", self.member, other.incarnation, self.member)
+
+    def _notify(self, method: str, *args) -> None:
+        for listener in self.listeners:
+            try:
+                getattr(listener, method)(*args)
+            except Exception:  # noqa: BLE001 - one listener must not stop the others
+                LOG.exception("[%s] %s failed", self.member, method)
+
+    # -- views ----------------------------------------------------------------
+
+    def bus_ok(self, now: float | None = None) -> tuple[bool, str]:
+        now = self.clock() if now is None else now
+        if self.last_self_heard is None:
+            return False, "no heartbeat has made the round trip through the broker yet"
+        age = now - self.last_self_heard
+        if age > self.peer_timeout:
+            return False, f"own heartbeat not heard back for {age:.1f}s: broker unreachable?"
+        return True, "bus ok"
+
+    def peer_view(self) -> list[dict[str, Any]]:
+        now = self.clock()
+        with self._lock:
+            return [{**p.heartbeat.to_dict(), "age": round(now - p.last_heard, 3)}
+                    for p in self.peers.live()]
+
+
+class HeartbeatEndpoint:
+    """The oslo.messaging endpoint of the heartbeat topic, delegating to a BusNode."""
+
+    def __init__(self, node: BusNode):
+        self.node = node
+
+    def heartbeat(self, ctxt, hb: dict) -> None:
+        self.node.heartbeat_in(hb)
+
+    def goodbye(self, ctxt, member: str, incarnation: str) -> None:
+        self.node.goodbye_in(member, incarnation)

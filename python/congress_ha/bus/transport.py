@@ -1,0 +1,144 @@
+"""oslo.messaging, wrapped: topics, fanout casts, calls with a timeout and retry.
+
+Topics (exchange ``congress_ha``):
+- ``heartbeat``: fanout; every process hears every heartbeat and goodbye.
+- ``tables``: fanout; the DSD's table deltas, heard by every PE.
+- ``dsd``: the one DSD; action requests (casts) and snapshots (calls).  Its
+  queue outlives a DSD that dies, so requests wait there for the successor.
+
+Each server runs with a pool of one thread, so the messages of one topic are
+handled in arrival order (deltas must be).  Every send carries a bounded
+``retry``: a down broker gives ``BusError`` instead of a hang.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import time
+import warnings
+from typing import Any
+from urllib.parse import urlsplit
+
+from congress_ha.config import Settings, oslo_conf
+
+with warnings.catch_warnings():
+    # oslo.messaging 18.x imports eventlet, which warns that it is deprecated;
+    # we use the threading executor and never monkey-patch.
+    warnings.simplefilter("ignore")
+    import oslo_messaging as om
+
+LOG = logging.getLogger(__name__)
+EXCHANGE = "congress_ha"
+TOPIC_HEARTBEAT = "heartbeat"
+TOPIC_TABLES = "tables"
+TOPIC_DSD = "dsd"
+
+
+class BusError(Exception):
+    """The bus could not deliver or answer; the message says why."""
+
+
+def check_reachable(transport_url: str, timeout: float) -> None:
+    """Fail fast and clearly when no broker of ``transport_url`` accepts TCP.
+
+    oslo.messaging would block in ``server.start()`` with the broker down.
+    """
+    if transport_url.startswith("fake:"):
+        return
+    hosts = []
+    for part in urlsplit(transport_url).netloc.rsplit("@", 1)[-1].split(","):
+        host, _, port = part.rpartition(":") if ":" in part else (part, "", "5672")
+        hosts.append((host.strip("[]") or "localhost", int(port or 5672)))
+    deadline = time.monotonic() + timeout
+    last = ""
+    while True:
+        for host, port in hosts:
+            try:
+                with socket.create_connection((host, port), timeout=1.0):
+                    return
+            except OSError as exc:
+                last = f"{host}:{port}: {exc.strerror or exc}"
+        if time.monotonic() >= deadline:
+            raise BusError(f"cannot reach the message broker ({last}) within {timeout:.0f}s; "
+                           "check [DEFAULT] transport_url and that RabbitMQ runs")
+        time.sleep(0.2)
+
+
+class Transport:
+    """One process's connection to the bus."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.conf = oslo_conf(settings)
+        self.timeout = settings.ha.rpc_timeout
+        self.retry = settings.ha.rpc_retry
+        self.transport = om.get_rpc_transport(
+            self.conf, url=settings.get("DEFAULT", "transport_url"))
+        self._servers: list[Any] = []
+        self._clients: dict[tuple[str, bool], Any] = {}
+
+    def _client(self, topic: str, fanout: bool = False):
+        key = (topic, fanout)
+        if key not in self._clients:
+            target = om.Target(exchange=EXCHANGE, topic=topic, fanout=fanout)
+            self._clients[key] = om.get_rpc_client(
+                self.transport, target, timeout=self.timeout, retry=self.retry)
+        return self._clients[key]
+
+    def serve(self, topic: str, server: str, endpoint: object) -> None:
+        """Handle ``topic`` (its fanout and shared queue) with ``endpoint``'s methods."""
+        target = om.Target(exchange=EXCHANGE, topic=topic, server=server)
+        srv = om.get_rpc_server(self.transport, target, [endpoint])
+        # The server registers this option; one handler thread per server keeps
+        # each topic in arrival order.
+        self.conf.set_override("executor_thread_pool_size", 1)
+        srv.start()
+        self._servers.append(srv)
+
+    def broadcast(self, topic: str, method: str, retry: int | None = None, **kwargs) -> None:
+        """Fanout cast to every server of ``topic``."""
+        self._send(self._client(topic, fanout=True), "cast", method, retry, kwargs)
+
+    def cast(self, topic: str, method: str, retry: int | None = None, **kwargs) -> None:
+        self._send(self._client(topic), "cast", method, retry, kwargs)
+
+    def call(self, topic: str, method: str, timeout: float | None = None, **kwargs) -> Any:
+        return self._send(self._client(topic), "call", method, None, kwargs, timeout)
+
+    def _send(self, client, kind, method, retry, kwargs, timeout=None):
+        opts: dict[str, Any] = {}
+        if retry is not None:
+            opts["retry"] = retry
+        if timeout is not None:
+            opts["timeout"] = timeout
+        ctx = client.prepare(**opts) if opts else client
+        try:
+            return getattr(ctx, kind)({}, method, **kwargs)
+        except om.MessagingTimeout:
+            raise BusError(f"no reply to {method} within "
+                           f"{timeout or self.timeout:.1f}s ([ha] rpc_timeout)") from None
+        except om.MessageDeliveryFailure as exc:
+            raise BusError(f"could not deliver {method}: the broker is unreachable "
+                           f"({_first_line(exc)})") from None
+        except om.MessagingException as exc:
+            raise BusError(f"{method} failed on the bus: {_first_line(exc)}") from None
+
+    def stop(self) -> None:
+        for srv in self._servers:
+            try:
+                srv.stop()
+            except Exception:  # noqa: BLE001 - best effort at shutdown
+                LOG.debug("server stop failed", exc_info=True)
+        for srv in self._servers:
+            try:
+                srv.wait()
+            except Exception:  # noqa: BLE001
+                LOG.debug("server wait failed", exc_info=True)
+        self._servers.clear()
+        self.transport.cleanup()
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    return text.splitlines()[0]

@@ -1,0 +1,204 @@
+"""congress-ha-ctl: the control shim for OCF agents and operators.
+
+    congress-ha-ctl health --role api-pe|datasources [--depth 0|10|20]
+    congress-ha-ctl status [--json]
+    congress-ha-ctl leader [--json]
+
+``health`` exits with the OCF codes: 0 healthy, 7 not running, 1 failed, and
+prints one line saying why.  It imports only the standard library and the
+control client: Pacemaker runs it every few seconds on every node.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import http.client
+import json
+import os
+import sys
+from typing import Any
+
+from congress_ha import control
+from congress_ha.config import DEFAULT_CONFIG_FILE, ConfigError, parse_file
+
+OCF_SUCCESS, OCF_ERR_GENERIC, OCF_ERR_ARGS, OCF_NOT_RUNNING = 0, 1, 2, 7
+
+
+def _settings(path: str):
+    return parse_file(path)
+
+
+def cmd_health(args) -> int:
+    settings = _settings(args.config_file)
+    run_dir = settings.ha.run_dir
+    paths = [control.socket_path(run_dir, args.role), control.socket_path(run_dir, "all")]
+    answer = None
+    for path in paths:
+        try:
+            answer = control.ask(path, "health", timeout=args.timeout, depth=args.depth)
+            break
+        except control.NotRunning:
+            continue
+        except (OSError, ValueError) as exc:
+            print(f"failed: {args.role} does not answer on {path}: {exc}")
+            return OCF_ERR_GENERIC
+    if answer is None:
+        print(f"not running: no {args.role} process answers in {run_dir}")
+        return OCF_NOT_RUNNING
+    if not answer.get("ok"):
+        print(f"failed: {answer.get('reason', 'unhealthy')}")
+        return OCF_ERR_GENERIC
+    if args.role == "api-pe" and args.depth >= 10:
+        problem = _check_api(settings, args.timeout)
+        if problem:
+            print(f"failed: {problem}")
+            return OCF_ERR_GENERIC
+    print(f"ok: {answer.get('reason', 'healthy')}")
+    return OCF_SUCCESS
+
+
+def _check_api(settings, timeout: float) -> str | None:
+    host = settings.api.bind_host
+    if host in ("0.0.0.0", "::", ""):
+        host = "127.0.0.1"
+    port = settings.api.bind_port
+    try:
+        conn = http.client.HTTPConnection(host, port, timeout=timeout)
+        conn.request("GET", "/healthz")
+        status = conn.getresponse().status
+        conn.close()
+    except OSError as exc:
+        return f"API on {host}:{port} does not answer: {exc}"
+    if status != 200:
+        return f"API on {host}:{port} answered /healthz with HTTP {status}"
+    return None
+
+
+def _local_answers(settings, cmd: str) -> list[dict[str, Any]]:
+    out = []
+    for path in sorted(glob.glob(os.path.join(settings.ha.run_dir, "*.sock"))):
+        try:
+            out.append(control.ask(path, cmd, timeout=3.0))
+        except (control.NotRunning, OSError, ValueError):
+            continue
+    return out
+
+
+def cmd_status(args) -> int:
+    settings = _settings(args.config_file)
+    answers = [a for a in _local_answers(settings, "status") if "member" in a]
+    if not answers:
+        print(f"no congress-ha process answers in {settings.ha.run_dir} on this host",
+              file=sys.stderr)
+        return OCF_NOT_RUNNING
+    # Every local process sees the whole bus; merge their views.
+    nodes: dict[str, dict[str, Any]] = {}
+    for a in answers:
+        nodes[a["member"]] = {"member": a["member"], "roles": [a["role"]],
+                              "incarnation": a["incarnation"], "ready": a["ready"],
+                              "reason": a["reason"], "age": 0.0, "leader": _leader_of(a),
+                              "local": True}
+        for p in a["peers"]:
+            if p["member"] not in nodes or nodes[p["member"]]["age"] > p["age"]:
+                if nodes.get(p["member"], {}).get("local"):
+                    continue
+                nodes[p["member"]] = {"member": p["member"], "roles": p["roles"],
+                                      "incarnation": p["incarnation"], "ready": p["ready"],
+                                      "reason": p.get("reason", ""), "age": p["age"],
+                                      "leader": p.get("leader"), "local": False}
+    rows = sorted(nodes.values(), key=lambda n: n["member"])
+    if args.json:
+        print(json.dumps({"nodes": rows}, indent=2))
+        return OCF_SUCCESS
+    print(f"{'MEMBER':28} {'ROLES':12} {'INCARNATION':13} {'READY':5} {'AGE':>6}  LEADER")
+    for n in rows:
+        print(f"{n['member']:28} {','.join(n['roles']):12} {n['incarnation']:13} "
+              f"{'yes' if n['ready'] else 'no':5} {n['age']:6.2f}  {n['leader'] or '-'}"
+              + ("" if n["ready"] else f"  ({n['reason']})"))
+    return OCF_SUCCESS
+
+
+def _leader_of(status: dict[str, Any]) -> str | None:
+    ds = status.get("datasources")
+    return ds["leader"]["leader"] if ds else None
+
+
+def cmd_leader(args) -> int:
+    settings = _settings(args.config_file)
+    views = [a["leader"] for a in _local_answers(settings, "leader") if a.get("ok")]
+    if not views:
+        views = _leader_over_bus(settings)
+    if not views:
+        print("no DSD answers (none on this host, and none over the bus)", file=sys.stderr)
+        return OCF_NOT_RUNNING
+    if args.json:
+        print(json.dumps({"dsds": views}, indent=2))
+        return OCF_SUCCESS
+    for v in views:
+        print(f"DSD {v['dsd']}: leader {v['leader'] or '(none)'}"
+              + (f" for {v['leader_for']:.1f}s" if v.get("leader_for") is not None else "")
+              + f", {v['counters']['leader_changes']} changes, "
+              f"{v['executed_total']} actions executed, shadow log {v['shadow_log']}")
+        for h in v["history"]:
+            print(f"  {h['age']:9.1f}s ago  {h['old'] or '-'} -> {h['new'] or '-'}: "
+                  f"{h['reason']}")
+    return OCF_SUCCESS
+
+
+def _leader_over_bus(settings) -> list[dict[str, Any]]:
+    from congress_ha.bus.transport import TOPIC_DSD, BusError, Transport
+
+    transport = Transport(settings)
+    try:
+        return [transport.call(TOPIC_DSD, "leader_status")]
+    except BusError as exc:
+        print(f"leader: {exc}", file=sys.stderr)
+        return []
+    finally:
+        transport.stop()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="congress-ha-ctl",
+                                description="Control shim of congress-ha.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def common(sp):
+        sp.add_argument("--config-file", default=DEFAULT_CONFIG_FILE)
+
+    h = sub.add_parser("health", help="OCF-style health of a local role")
+    common(h)
+    h.add_argument("--role", required=True, choices=["api-pe", "datasources"])
+    h.add_argument("--depth", type=int, default=10, choices=[0, 10, 20])
+    h.add_argument("--timeout", type=float, default=5.0)
+    h.set_defaults(func=cmd_health)
+    s = sub.add_parser("status", help="every node on the bus")
+    common(s)
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_status)
+    ld = sub.add_parser("leader", help="each DSD's action leader and its history")
+    common(ld)
+    ld.add_argument("--json", action="store_true")
+    ld.set_defaults(func=cmd_leader)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
+    try:
+        return args.func(args)
+    except ConfigError as exc:
+        print(f"congress-ha-ctl: {exc}", file=sys.stderr)
+        return OCF_ERR_ARGS if args.command != "health" else _health_config_code(exc)
+    except KeyboardInterrupt:
+        return 130
+
+
+def _health_config_code(exc: ConfigError) -> int:
+    # OCF: a missing config file is "not configured" (6); anything else is bad args.
+    return 6 if "not found" in str(exc) else OCF_ERR_ARGS
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,53 @@
+"""What a datasource driver is.
+
+A driver declares its tables (with column names) and its actions, produces
+table contents through ``publish(table, rows)`` (each call gives the table's
+full new content; the DSD computes the delta), and executes actions.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+Publish = Callable[[str, list[tuple]], None]
+
+
+class DriverError(Exception):
+    """A driver's configuration or action failed; the message is for operators."""
+
+
+class Driver:
+    #: table name -> column names
+    tables: dict[str, list[str]] = {}
+    #: action names; None means the driver accepts any action name
+    actions: list[str] | None = []
+
+    def __init__(self, name: str, config: dict[str, Any], publish: Publish):
+        self.name = name
+        self.config = dict(config or {})
+        self.publish = publish
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def schema(self) -> dict[str, list[str]]:
+        return {t: list(cols) for t, cols in self.tables.items()}
+
+    def start(self) -> None:
+        """Publish the initial content; start polling if the driver polls."""
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=2)
+
+    def execute(self, action: str, args: list, context: dict[str, Any]) -> None:
+        raise DriverError(f"datasource {self.name}: driver has no action {action!r}")
+
+    def _every(self, interval: float, fn: Callable[[], None], name: str) -> None:
+        def loop():
+            while not self._stop.wait(interval):
+                fn()
+        self._thread = threading.Thread(target=loop, name=name, daemon=True)
+        self._thread.start()

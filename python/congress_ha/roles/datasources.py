@@ -1,0 +1,254 @@
+"""The datasource-driver (DSD) role: drivers, table publication, actions.
+
+It runs every enabled datasource of the database, publishes table deltas with
+sequence numbers, answers snapshot calls, and feeds action requests to the
+local leader state machine (``congress_ha.leader``).  What the machine decides
+to execute is journaled first, then run by one executor thread in order.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from typing import Any
+
+from congress_ha.bus.messages import Heartbeat
+from congress_ha.bus.node import BusNode
+from congress_ha.bus.peers import PeerEvent
+from congress_ha.bus.tables import TablePublisher
+from congress_ha.bus.transport import TOPIC_DSD, TOPIC_TABLES, BusError, Transport
+from congress_ha.datasources.base import Driver, DriverError
+from congress_ha.datasources.registry import make_driver
+from congress_ha.leader import Decision, Execute, LeaderState, Request
+from congress_ha.store.datasources import list_datasources
+from congress_ha.store.db import StoreError
+from congress_ha.store.journal import Journal
+
+LOG = logging.getLogger(__name__)
+
+
+class DatasourceRole:
+    def __init__(self, settings, node: BusNode, transport: Transport, sessions,
+                 clock=time.monotonic):
+        self.settings = settings
+        self.node = node
+        self.transport = transport
+        self.sessions = sessions
+        self.clock = clock
+        ha = settings.ha
+        self.leader = LeaderState(peer_timeout=ha.peer_timeout,
+                                  shadow_size=ha.shadow_log_size,
+                                  shadow_age=ha.shadow_log_age,
+                                  shadow_grace=ha.shadow_grace)
+        self.journal = Journal(sessions) if ha.action_journal else None
+        self.publisher = TablePublisher(node.incarnation)
+        self.drivers: dict[str, Driver] = {}
+        self.errors: dict[str, str] = {}
+        self.lock = threading.RLock()
+        self.executions: queue.Queue[Execute | None] = queue.Queue()
+        self.executed_total = 0
+        self.skipped_by_journal = 0
+        self.failed_actions = 0
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self.accepting = False
+
+    # -- lifecycle ------------------------------------------------------------
+
+    def start(self) -> None:
+        if self.journal is not None:
+            ids = self.journal.recent_ids()
+            self.leader.mark_executed(ids)
+            LOG.info("[%s] journal: %d executed actions known", self.node.member, len(ids))
+        self.load_datasources()
+        self.node.listeners.append(self)
+        self.transport.serve(TOPIC_DSD, self.node.member, DsdEndpoint(self))
+        self.accepting = True
+        for target, name in ((self._executor, "executor"), (self._ticker, "leader-tick")):
+            t = threading.Thread(target=target, name=name, daemon=True)
+            t.start()
+            self._threads.append(t)
+
+    def stop(self) -> None:
+        """Stop taking requests (they wait in the queue for a successor), drain."""
+        self.accepting = False
+        self._stop.set()
+        self.executions.put(None)
+        for t in self._threads:
+            t.join(timeout=3)
+        for driver in self.drivers.values():
+            driver.stop()
+
+    def load_datasources(self) -> None:
+        for ds in list_datasources(self.sessions):
+            if ds.name in self.drivers:
+                continue
+            try:
+                driver = make_driver(ds.name, ds.driver, ds.config,
+                                     self._publisher_for(ds.name))
+            except DriverError as exc:
+                self.errors[ds.name] = str(exc)
+                LOG.error("[%s] %s", self.node.member, exc)
+                continue
+            with self.lock:
+                self.publisher.add_datasource(ds.name, driver.schema())
+                self.drivers[ds.name] = driver
+            driver.start()
+            LOG.info("[%s] datasource %s (%s) started", self.node.member, ds.name, ds.driver)
+
+    def _publisher_for(self, name: str):
+        def publish(table: str, rows) -> None:
+            with self.lock:
+                delta = self.publisher.replace(name, table, rows)
+            if delta is None:
+                return
+            try:
+                self.transport.broadcast(TOPIC_TABLES, "table_delta", retry=0,
+                                         delta=delta.to_dict())
+            except BusError as exc:
+                # PEs see the gap in sequence numbers and ask for a snapshot.
+                LOG.warning("[%s] delta %s#%d not sent: %s", self.node.member, name,
+                            delta.seq, exc)
+        return publish
+
+    # -- bus events -----------------------------------------------------------
+
+    def on_heartbeat(self, hb: Heartbeat, now: float) -> None:
+        if hb.is_pe:
+            self._apply(lambda: self.leader.heard(hb.member, hb.incarnation, hb.ready, now))
+
+    def on_goodbye(self, member: str, incarnation: str, now: float) -> None:
+        self._apply(lambda: self.leader.goodbye(member, incarnation, now))
+
+    def on_peer_event(self, event: PeerEvent, now: float) -> None:
+        pass  # the leader machine keeps its own view of PE contact
+
+    def on_request(self, data: dict[str, Any]) -> None:
+        req = Request(action_id=data["action_id"], pe=data["pe"],
+                      incarnation=data["incarnation"], datasource=data["datasource"],
+                      action=data["action"], args=tuple(data.get("args") or ()))
+        now = self.clock()
+        self.node.peers.touch(req.pe, req.incarnation, now)
+        self._apply(lambda: self.leader.request(req, now))
+
+    def _apply(self, step) -> None:
+        with self.lock:
+            decision: Decision = step()
+        for change in decision.changes:
+            LOG.warning("[%s] action leader %s -> %s: %s", self.node.member,
+                        change.old[0] if change.old else None,
+                        change.new[0] if change.new else None, change.reason)
+        for text in decision.warnings:
+            LOG.warning("[%s] %s", self.node.member, text)
+        for ex in decision.execute:
+            self.executions.put(ex)
+
+    def _ticker(self) -> None:
+        period = min(0.05, self.settings.ha.heartbeat_interval / 5)
+        while not self._stop.wait(period):
+            self._apply(lambda: self.leader.tick(self.clock()))
+
+    # -- execution ------------------------------------------------------------
+
+    def _executor(self) -> None:
+        while True:
+            ex = self.executions.get()
+            if ex is None:
+                return
+            self._execute(ex)
+
+    def _execute(self, ex: Execute) -> None:
+        req = ex.request
+        leader = req.pe
+        if self.journal is not None:
+            try:
+                fresh = self.journal.record(req.action_id, req.datasource, req.action,
+                                            list(req.args), leader, self.node.member,
+                                            ex.reason)
+            except StoreError as exc:
+                self.failed_actions += 1
+                LOG.error("[%s] action %s not executed: %s", self.node.member,
+                          req.action_id, exc)
+                return
+            if not fresh:
+                self.skipped_by_journal += 1
+                LOG.info("[%s] action %s already in the journal: not repeated",
+                         self.node.member, req.action_id)
+                return
+        driver = self.drivers.get(req.datasource)
+        if driver is None:
+            self.failed_actions += 1
+            LOG.error("[%s] action %s: no datasource %r on this DSD", self.node.member,
+                      req.action_id, req.datasource)
+            return
+        try:
+            driver.execute(req.action, list(req.args),
+                           {"action_id": req.action_id, "leader": leader,
+                            "reason": ex.reason})
+            self.executed_total += 1
+        except Exception as exc:  # noqa: BLE001 - a driver's failure must not stop others
+            self.failed_actions += 1
+            LOG.error("[%s] action %s %s:%s%s failed: %s", self.node.member, req.action_id,
+                      req.datasource, req.action, list(req.args), exc)
+
+    # -- views ----------------------------------------------------------------
+
+    def heartbeat_state(self) -> dict[str, Any]:
+        with self.lock:
+            return {"seqs": dict(self.publisher.seqs),
+                    "leader": self.leader.leader[0] if self.leader.leader else None,
+                    "leader_changes": self.leader.counters.leader_changes}
+
+    def ready(self) -> tuple[bool, str]:
+        if self.errors:
+            return False, "datasource errors: " + "; ".join(self.errors.values())
+        return True, f"{len(self.drivers)} datasources running"
+
+    def leader_view(self) -> dict[str, Any]:
+        now = self.clock()
+        with self.lock:
+            lead = self.leader.leader
+            return {
+                "dsd": self.node.member,
+                "incarnation": self.node.incarnation,
+                "leader": lead[0] if lead else None,
+                "leader_incarnation": lead[1] if lead else None,
+                "leader_for": round(now - self.leader.leader_since, 3)
+                if self.leader.leader_since is not None else None,
+                "counters": vars(self.leader.counters).copy(),
+                "executed_total": self.executed_total,
+                "skipped_by_journal": self.skipped_by_journal,
+                "failed_actions": self.failed_actions,
+                "shadow_log": self.leader.shadow_len,
+                "history": [{"age": round(now - c.at, 3),
+                             "old": c.old[0] if c.old else None,
+                             "new": c.new[0] if c.new else None,
+                             "reason": c.reason} for c in self.leader.history],
+            }
+
+    def snapshot(self, datasource: str) -> dict[str, Any]:
+        with self.lock:
+            if datasource not in self.publisher.seqs:
+                raise KeyError(datasource)
+            return self.publisher.snapshot(datasource).to_dict()
+
+
+class DsdEndpoint:
+    """oslo.messaging endpoint of the ``dsd`` topic."""
+
+    def __init__(self, role: DatasourceRole):
+        self.role = role
+
+    def execute_action(self, ctxt, request: dict) -> None:
+        self.role.on_request(request)
+
+    def snapshot(self, ctxt, datasource: str) -> dict | None:
+        try:
+            return self.role.snapshot(datasource)
+        except KeyError:
+            return None
+
+    def leader_status(self, ctxt) -> dict:
+        return self.role.leader_view()

@@ -1,0 +1,261 @@
+"""congress-ha-server: runs the roles of one node (DESIGN.md 3.1).
+
+    congress-ha-server --config-file F [--node-id ID] --api --policy-engine
+    congress-ha-server --config-file F [--node-id ID] --datasources
+    congress-ha-server --config-file F [--node-id ID] --all
+
+Exit codes: 0 after a clean stop (SIGTERM/SIGINT), 1 when the process cannot
+run (broker unreachable, duplicate node id, database), 2 for bad arguments or
+configuration.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from typing import Any
+
+from congress_ha.bus.messages import ROLE_ALL, ROLE_API_PE, ROLE_DATASOURCES
+from congress_ha.config import DEFAULT_CONFIG_FILE, ConfigError, parse_file
+
+LOG = logging.getLogger("congress_ha.server")
+STOP_BUDGET = 5.0  # SIGTERM to exit, seconds
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="congress-ha-server",
+                                description="Run the congress-ha roles of one node.")
+    p.add_argument("--config-file", default=DEFAULT_CONFIG_FILE)
+    p.add_argument("--node-id", help="overrides [DEFAULT] node_id")
+    p.add_argument("--api", action="store_true", help="serve the REST API")
+    p.add_argument("--policy-engine", action="store_true", help="run a policy engine")
+    p.add_argument("--datasources", action="store_true", help="run the datasource drivers")
+    p.add_argument("--all", action="store_true", help="everything in one process")
+    args = p.parse_args(argv)
+    if args.all:
+        args.api = args.policy_engine = args.datasources = True
+    if not (args.api or args.policy_engine or args.datasources):
+        p.error("choose the roles: --api --policy-engine, --datasources, or --all")
+    if args.api and not args.policy_engine:
+        p.error("--api needs --policy-engine in the same process")
+    return args
+
+
+def role_name(args: argparse.Namespace) -> str:
+    if args.policy_engine and args.datasources:
+        return ROLE_ALL
+    return ROLE_DATASOURCES if args.datasources else ROLE_API_PE
+
+
+class Server:
+    """The roles of one process, started and stopped in order."""
+
+    def __init__(self, settings, args: argparse.Namespace):
+        from congress_ha.bus.node import BusNode
+        from congress_ha.bus.transport import Transport
+
+        self.settings = settings
+        self.args = args
+        self.role = role_name(args)
+        self.transport = Transport(settings)
+        self.node = BusNode(self.transport, settings.get("DEFAULT", "node_id"), self.role,
+                            [self.role], settings.ha.heartbeat_interval,
+                            settings.ha.peer_timeout)
+        self.node.state_fn = self._heartbeat_state
+        self.node.on_conflict = self._conflict
+        self.pe = None
+        self.dsd = None
+        self.api = None
+        self.control = None
+        self.stopping = threading.Event()
+        self.exit_code = 0
+
+    def start(self) -> None:
+        from congress_ha.control import ControlServer, socket_path
+        from congress_ha.store.db import open_engine, session_factory
+
+        self.control = ControlServer(socket_path(self.settings.ha.run_dir, self.role),
+                                     self.dispatch)
+        self.control.start()
+        self.node.start()  # may raise DuplicateMember
+        if self.args.datasources:
+            from congress_ha.roles.datasources import DatasourceRole
+
+            sessions = session_factory(open_engine(self.settings.get("database",
+                                                                     "connection")))
+            self.dsd = DatasourceRole(self.settings, self.node, self.transport, sessions)
+            self.dsd.start()
+        if self.args.policy_engine:
+            from congress_ha.roles.policy_engine import PolicyEngineRole
+            from congress_ha.roles.relay import RelayDeriver, parse_relay
+
+            deriver = RelayDeriver(parse_relay(
+                self.settings.get("policy_engine", "action_relay")))
+            self.pe = PolicyEngineRole(self.settings, self.node, self.transport, deriver)
+            self.pe.start()
+        if self.args.api:
+            from congress_ha.api.app import ApiServer, create_app
+
+            self.api = ApiServer(create_app(self.status),
+                                 self.settings.api.bind_host, self.settings.api.bind_port)
+            self.api.start()
+        LOG.info("[%s] running (%s)", self.node.member, self.role)
+
+    def stop(self) -> None:
+        """Goodbye first so peers react at once, then drain and close."""
+        if self.pe:
+            self.pe.stop()
+        if self.dsd:
+            self.dsd.stop()
+        self.node.stop(goodbye=self.exit_code == 0 or self.node.conflict is None)
+        if self.api:
+            self.api.stop()
+        self.transport.stop()
+        if self.control:
+            self.control.stop()
+
+    def _conflict(self, reason: str) -> None:
+        self.exit_code = 1
+        self.stopping.set()
+
+    # -- views ----------------------------------------------------------------
+
+    def _heartbeat_state(self) -> dict[str, Any]:
+        ready, reason = self.ready()
+        state: dict[str, Any] = {"ready": ready, "reason": reason}
+        if self.dsd:
+            state.update(self.dsd.heartbeat_state())
+        return state
+
+    def ready(self) -> tuple[bool, str]:
+        for part in (self.dsd, self.pe):
+            if part is not None:
+                ok, why = part.ready()
+                if not ok:
+                    return False, why
+        if self.pe is None and self.dsd is None:
+            return False, "starting"
+        return True, "ready"
+
+    def health(self, depth: int) -> dict[str, Any]:
+        if depth < 10:
+            return {"ok": True, "reason": f"{self.node.member} running"}
+        ok, why = self.node.bus_ok()
+        if not ok:
+            return {"ok": False, "reason": why}
+        if self.node.conflict:
+            return {"ok": False, "reason": self.node.conflict}
+        if depth >= 20:
+            ready, reason = self.ready()
+            return {"ok": ready, "reason": reason}
+        return {"ok": True, "reason": why}
+
+    def status(self) -> dict[str, Any]:
+        ready, reason = self.ready()
+        out: dict[str, Any] = {
+            "member": self.node.member, "node_id": self.node.node_id, "role": self.role,
+            "incarnation": self.node.incarnation, "ready": ready, "reason": reason,
+            "bus": self.node.bus_ok()[1], "peers": self.node.peer_view()}
+        if self.pe:
+            out["policy_engine"] = self.pe.view()
+        if self.dsd:
+            out["datasources"] = {"leader": self.dsd.leader_view(),
+                                  "seqs": self.dsd.heartbeat_state()["seqs"],
+                                  "errors": self.dsd.errors}
+        return out
+
+    def dispatch(self, request: dict[str, Any]) -> dict[str, Any]:
+        cmd = request.get("cmd")
+        if cmd == "ping":
+            return {"ok": True}
+        if cmd == "health":
+            return self.health(int(request.get("depth", 0)))
+        if cmd == "status":
+            return self.status()
+        if cmd == "leader":
+            if not self.dsd:
+                return {"ok": False, "reason": f"{self.node.member} runs no DSD"}
+            return {"ok": True, "leader": self.dsd.leader_view()}
+        return {"ok": False, "reason": f"unknown command {cmd!r}"}
+
+
+def setup_logging(member: str, debug: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if debug else logging.INFO, stream=sys.stderr,
+        format="%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s")
+    for noisy in ("oslo_messaging", "oslo.messaging", "oslo_service", "kombu", "amqp",
+                  "waitress"):
+        logging.getLogger(noisy).setLevel(logging.WARNING if debug else logging.ERROR)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    overrides = {("DEFAULT", "node_id"): args.node_id} if args.node_id else None
+    try:
+        settings = parse_file(args.config_file, overrides)
+        transport_url = settings.get("DEFAULT", "transport_url")
+        if transport_url.startswith("fake:") and not args.all:
+            raise ConfigError(f"{args.config_file}: [DEFAULT] transport_url = fake:// works "
+                              "only in one process (--all); use rabbit://... for a cluster")
+    except ConfigError as exc:
+        print(f"congress-ha-server: {exc}", file=sys.stderr)
+        return 2
+    setup_logging(settings.get("DEFAULT", "node_id"), settings.get("DEFAULT", "debug"))
+
+    from congress_ha.bus.node import DuplicateMember
+    from congress_ha.bus.transport import BusError, check_reachable
+    from congress_ha.roles.relay import RelayError
+    from congress_ha.store.db import StoreError
+
+    server = None
+    try:
+        check_reachable(transport_url, timeout=settings.ha.rpc_timeout * 5)
+        server = Server(settings, args)
+        stop = server.stopping
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: stop.set())
+        server.start()
+    except (ConfigError, RelayError) as exc:
+        print(f"congress-ha-server: {exc}", file=sys.stderr)
+        _abort(server)
+        return 2
+    except (BusError, DuplicateMember, StoreError, RuntimeError, OSError) as exc:
+        print(f"congress-ha-server: cannot run: {exc}", file=sys.stderr)
+        _abort(server)
+        return 1
+    except Exception as exc:  # noqa: BLE001 - a bug: say so in one line, log the rest
+        LOG.debug("start failed", exc_info=True)
+        print(f"congress-ha-server: cannot run: unexpected {type(exc).__name__}: {exc} "
+              "(set [DEFAULT] debug = true for the traceback)", file=sys.stderr)
+        _abort(server)
+        return 1
+    server.stopping.wait()
+    started = time.monotonic()
+    # A stop that hangs must not outlive Pacemaker's patience: hard exit.
+    watchdog = threading.Timer(STOP_BUDGET, lambda: os._exit(server.exit_code or 1))
+    watchdog.daemon = True
+    watchdog.start()
+    server.stop()
+    LOG.info("[%s] stopped in %.2fs", server.node.member, time.monotonic() - started)
+    return server.exit_code
+
+
+def _abort(server: Server | None) -> None:
+    if server is None:
+        return
+    try:
+        server.node.stop(goodbye=False)
+        server.transport.stop()
+        if server.control:
+            server.control.stop()
+    except Exception:  # noqa: BLE001 - already failing; keep the first error
+        pass
+
+
+if __name__ == "__main__":
+    sys.exit(main())

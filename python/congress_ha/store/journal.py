@@ -1,0 +1,49 @@
+"""The execution journal: an action_id is recorded before its action runs.
+
+The primary key makes the insert the gate: of two DSDs that try to run one
+action (an old one not yet dead, a new one replaying), only one insert wins.
+The price: an action whose DSD dies between the insert and the execution is
+recorded but not run (at most once, never twice; see docs/architecture.md).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.orm import sessionmaker
+
+from congress_ha.store.db import StoreError
+from congress_ha.store.models import ActionJournal
+
+
+class Journal:
+    def __init__(self, sessions: sessionmaker):
+        self.sessions = sessions
+
+    def record(self, action_id: str, datasource: str, action: str, args: list,
+               leader: str, executor: str, reason: str) -> bool:
+        """True if this call recorded the action (so it must run now)."""
+        row = ActionJournal(action_id=action_id, datasource=datasource, action=action,
+                            args=list(args), leader=leader, executor=executor,
+                            reason=reason, executed_at=datetime.now(UTC).replace(tzinfo=None))
+        try:
+            with self.sessions.begin() as session:
+                session.add(row)
+            return True
+        except IntegrityError:
+            return False
+        except SQLAlchemyError as exc:
+            raise StoreError(f"journal write failed: {str(exc).splitlines()[0]}") from None
+
+    def recent_ids(self, limit: int = 100_000) -> list[str]:
+        with self.sessions() as session:
+            rows = session.execute(
+                select(ActionJournal.action_id).order_by(ActionJournal.executed_at.desc())
+                .limit(limit)).scalars().all()
+        return list(rows)
+
+    def count(self) -> int:
+        with self.sessions() as session:
+            return len(session.execute(select(ActionJournal.action_id)).all())

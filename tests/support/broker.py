@@ -1,0 +1,169 @@
+"""A private RabbitMQ broker on loopback and random ports, for tests and benches.
+
+Started as user rabbitmq with its own node name, folders and ports, so it never
+meets a system broker or another run's.  Stopped by the PID it recorded.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Broker:
+    def __init__(self, prefix: str = "chtest"):
+        self.base = Path(tempfile.mkdtemp(prefix=f"{prefix}-rabbit-"))
+        self.port = free_port()
+        self.dist_port = free_port()
+        self.epmd_port = free_port()
+        self.epmd: subprocess.Popen | None = None
+        self.nodename = f"{prefix}{os.getpid()}{self.port}@localhost"
+        self.proc: subprocess.Popen | None = None
+        self.pid: int | None = None
+
+    @property
+    def url(self) -> str:
+        return f"rabbit://guest:guest@127.0.0.1:{self.port}/"
+
+    def _env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update({
+            "RABBITMQ_NODENAME": self.nodename,
+            "RABBITMQ_NODE_IP_ADDRESS": "127.0.0.1",
+            "RABBITMQ_NODE_PORT": str(self.port),
+            "RABBITMQ_DIST_PORT": str(self.dist_port),
+            "RABBITMQ_MNESIA_BASE": str(self.base / "mnesia"),
+            "RABBITMQ_LOG_BASE": str(self.base / "log"),
+            "RABBITMQ_PID_FILE": str(self.base / "rabbit.pid"),
+            "RABBITMQ_CONFIG_FILE": str(self.base / "rabbitmq"),
+            "RABBITMQ_ENABLED_PLUGINS_FILE": str(self.base / "enabled_plugins"),
+            "ERL_EPMD_ADDRESS": "127.0.0.1",
+            "ERL_EPMD_PORT": str(self.epmd_port),
+            "HOME": "/var/lib/rabbitmq",
+        })
+        return env
+
+    def start(self, timeout: float = 60.0) -> None:
+        if shutil.which("rabbitmq-server") is None and not os.path.exists(
+                "/usr/sbin/rabbitmq-server"):
+            raise RuntimeError("rabbitmq-server is not installed: run `make setup`")
+        (self.base / "rabbitmq.conf").write_text(
+            f"listeners.tcp.default = 127.0.0.1:{self.port}\n"
+            "distribution.listener.interface = 127.0.0.1\n"
+            "loopback_users = none\n"
+            "log.console = false\n")
+        (self.base / "enabled_plugins").write_text("[].\n")
+        for d in ("mnesia", "log"):
+            (self.base / d).mkdir(exist_ok=True)
+        shutil.chown(self.base, "rabbitmq", "rabbitmq")
+        for p in self.base.rglob("*"):
+            shutil.chown(p, "rabbitmq", "rabbitmq")
+        if self.epmd is None:
+            # Our own epmd on a private port, in the foreground, so that its PID
+            # is ours to stop (a daemonized, shared epmd would outlive the run).
+            self.epmd = subprocess.Popen(
+                ["epmd", "-port", str(self.epmd_port),
+                 "-address", "127.0.0.1"],
+                env=self._env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                start_new_session=True, user="rabbitmq", group="rabbitmq")
+        self.proc = subprocess.Popen(
+            ["/usr/sbin/rabbitmq-server"], env=self._env(),
+            stdout=open(self.base / "stdout.log", "ab"), stderr=subprocess.STDOUT,
+            start_new_session=True, user="rabbitmq", group="rabbitmq")
+        self._wait_ready(timeout)
+
+    def _wait_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        pidfile = self.base / "rabbit.pid"
+        while time.monotonic() < deadline:
+            if self.proc and self.proc.poll() is not None:
+                raise RuntimeError(f"rabbitmq-server exited: see {self.base}/stdout.log")
+            if pidfile.exists():
+                try:
+                    with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+                        self.pid = int(pidfile.read_text().strip())
+                        return
+                except (OSError, ValueError):
+                    pass
+            time.sleep(0.1)
+        raise RuntimeError(f"rabbitmq did not listen on {self.port} within {timeout}s")
+
+    def stop(self) -> None:
+        """Stop the broker by the PIDs we recorded and wait until it is gone."""
+        if self.proc is None:
+            return
+        targets = [self.proc.pid] + ([self.pid] if self.pid else [])
+        for pid in targets:
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        if not _wait_gone(targets, 30.0):
+            for pid in targets:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            _wait_gone(targets, 10.0)
+        self.proc.wait(timeout=5)
+        self.proc = None
+        self.pid = None
+
+    def kill(self) -> None:
+        """SIGKILL the broker's VM: a crash, not a clean stop."""
+        if self.pid:
+            os.kill(self.pid, signal.SIGKILL)
+            _wait_gone([self.pid], 10.0)
+        self.stop()
+
+    def restart(self, timeout: float = 60.0) -> None:
+        self.stop()
+        self.start(timeout)
+
+    def cleanup(self) -> None:
+        self.stop()
+        if self.epmd is not None:
+            self.epmd.terminate()
+            try:
+                self.epmd.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.epmd.kill()
+                self.epmd.wait(timeout=5)
+            self.epmd = None
+        shutil.rmtree(self.base, ignore_errors=True)
+
+
+def _wait_gone(pids: list[int], timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        alive = []
+        for pid in pids:
+            try:
+                os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                pass
+            if Path(f"/proc/{pid}").exists() and "Z" not in _state(pid):
+                alive.append(pid)
+        if not alive:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return "Z"
