@@ -1,0 +1,42 @@
+"""Fixtures: one private RabbitMQ broker per module, a fresh cluster per test."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from tests.support.broker import Broker
+from tests.support.procs import Cluster
+
+
+@pytest.fixture(scope="module")
+def broker():
+    b = Broker(prefix="chit")
+    try:
+        b.start()
+        yield b
+    finally:
+        b.cleanup()
+
+
+@pytest.fixture
+def cluster(broker, request):
+    base = Path(tempfile.mkdtemp(prefix="chit-cluster-"))
+    c = Cluster(base, broker.url)
+    c.seed_datasources(rate=20, window=400)
+    yield c
+    c.stop_all()
+    if request.node.rep_call.failed if hasattr(request.node, "rep_call") else False:
+        for proc in c.procs.values():
+            print(f"==== {proc.name} log ====\n{proc.logtext()[-4000:]}")
+    shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.hookimpl(tryfirst=True, hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    rep = outcome.get_result()
+    setattr(item, "rep_" + rep.when, rep)
