@@ -1,0 +1,166 @@
+"""Congress's builtin tables: names, arities, inputs and their Python behaviour.
+
+A builtin with N inputs reads its leftmost N columns and computes the rest
+(comparisons compute nothing and hold or not). As in Congress, a builtin that
+raises on its arguments (a type mismatch, a division by zero, an unparsable
+date) simply does not hold: the literal is false, no error is raised.
+
+Differences from Congress, on purpose: ``now`` is not provided (the engine is
+pure and replicas must agree, so the time is data a datasource pushes); dates
+are parsed with ``datetime.fromisoformat`` instead of dateutil.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import ipaddress
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from .ast import Value
+
+
+@dataclass(frozen=True)
+class Builtin:
+    name: str
+    arity: int
+    num_inputs: int
+    fn: Callable[..., object]
+
+    @property
+    def num_outputs(self) -> int:
+        return self.arity - self.num_inputs
+
+
+def _div(x: Value, y: Value) -> Value:
+    # Congress: integer division for two ints, true division otherwise.
+    if type(x) is int and type(y) is int:
+        return x // y
+    return x / y  # type: ignore[operator]
+
+
+def _to_datetime(x: object) -> _dt.datetime:
+    if not isinstance(x, str):
+        raise TypeError("a date-time must be a string")
+    return _dt.datetime.fromisoformat(x).replace(tzinfo=None)
+
+
+def _to_timedelta(x: object) -> _dt.timedelta:
+    # Congress: a number of seconds, or "[[[[weeks:]days:]hours:]minutes:]seconds".
+    if isinstance(x, str):
+        keys = ["seconds", "minutes", "hours", "days", "weeks"]
+        fields = x.split(":")
+        if len(fields) > len(keys):
+            raise ValueError("too many fields in a time delta")
+        return _dt.timedelta(**{k: int(v) for k, v in zip(keys, reversed(fields), strict=False)})
+    if isinstance(x, bool) or not isinstance(x, int | float):
+        raise TypeError("a time delta must be a number of seconds or a string")
+    return _dt.timedelta(seconds=x)
+
+
+def _unpack_date(x: str) -> tuple[int, int, int]:
+    d = _to_datetime(x)
+    return (d.year, d.month, d.day)
+
+
+def _unpack_time(x: str) -> tuple[int, int, int]:
+    d = _to_datetime(x)
+    return (d.hour, d.minute, d.second)
+
+
+def _unpack_datetime(x: str) -> tuple[int, ...]:
+    d = _to_datetime(x)
+    return (d.year, d.month, d.day, d.hour, d.minute, d.second)
+
+
+def _seconds_since_1900(x: str) -> int:
+    return int((_to_datetime(x) - _dt.datetime(1900, 1, 1)).total_seconds())
+
+
+def _ip(x: object) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    return ipaddress.ip_address(x)  # type: ignore[arg-type]
+
+
+def _net(x: object) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+    return ipaddress.ip_network(x, strict=False)  # type: ignore[arg-type]
+
+
+def _table() -> dict[str, Builtin]:
+    specs: list[tuple[str, int, int, Callable[..., object]]] = [
+        # comparison
+        ("lt", 2, 2, lambda x, y: x < y),
+        ("lteq", 2, 2, lambda x, y: x <= y),
+        ("equal", 2, 2, lambda x, y: x == y),
+        ("gt", 2, 2, lambda x, y: x > y),
+        ("gteq", 2, 2, lambda x, y: x >= y),
+        ("max", 3, 2, lambda x, y: max(x, y)),
+        # arithmetic
+        ("plus", 3, 2, lambda x, y: x + y),
+        ("minus", 3, 2, lambda x, y: x - y),
+        ("mul", 3, 2, lambda x, y: x * y),
+        ("div", 3, 2, _div),
+        ("float", 2, 1, float),
+        ("int", 2, 1, int),
+        # string
+        ("concat", 3, 2, lambda x, y: x + y),
+        ("len", 2, 1, len),
+        # date and time
+        ("unpack_date", 4, 1, _unpack_date),
+        ("unpack_time", 4, 1, _unpack_time),
+        ("unpack_datetime", 7, 1, _unpack_datetime),
+        ("pack_time", 4, 3, lambda h, m, s: f"{h}:{m}:{s}"),
+        ("pack_date", 4, 3, lambda y, m, d: f"{y}-{m}-{d}"),
+        ("pack_datetime", 7, 6, lambda y, m, d, h, i, s: f"{y}-{m}-{d} {h}:{i}:{s}"),
+        ("extract_date", 2, 1, lambda x: str(_to_datetime(x).date())),
+        ("extract_time", 2, 1, lambda x: str(_to_datetime(x).time())),
+        ("datetime_to_seconds", 2, 1, _seconds_since_1900),
+        ("datetime_plus", 3, 2, lambda x, y: str(_to_datetime(x) + _to_timedelta(y))),
+        ("datetime_minus", 3, 2, lambda x, y: str(_to_datetime(x) - _to_timedelta(y))),
+        ("datetime_lt", 2, 2, lambda x, y: _to_datetime(x) < _to_datetime(y)),
+        ("datetime_lteq", 2, 2, lambda x, y: _to_datetime(x) <= _to_datetime(y)),
+        ("datetime_gt", 2, 2, lambda x, y: _to_datetime(x) > _to_datetime(y)),
+        ("datetime_gteq", 2, 2, lambda x, y: _to_datetime(x) >= _to_datetime(y)),
+        ("datetime_equal", 2, 2, lambda x, y: _to_datetime(x) == _to_datetime(y)),
+        # network addresses
+        ("ips_equal", 2, 2, lambda x, y: _ip(x) == _ip(y)),
+        ("ips_lt", 2, 2, lambda x, y: _ip(x) < _ip(y)),
+        ("ips_lteq", 2, 2, lambda x, y: _ip(x) <= _ip(y)),
+        ("ips_gt", 2, 2, lambda x, y: _ip(x) > _ip(y)),
+        ("ips_gteq", 2, 2, lambda x, y: _ip(x) >= _ip(y)),
+        ("networks_equal", 2, 2, lambda x, y: _net(x) == _net(y)),
+        ("networks_overlap", 2, 2, lambda x, y: _net(x).overlaps(_net(y))),
+        ("ip_in_network", 2, 2, lambda x, y: _ip(x) in _net(y)),
+    ]
+    return {name: Builtin(name, arity, inputs, fn) for name, arity, inputs, fn in specs}
+
+
+BUILTINS: dict[str, Builtin] = _table()
+
+# Congress lists `now` but it reads the clock; we refuse it with a reason.
+UNSUPPORTED = {"now": "builtin 'now' is not supported: the engine is pure and replicas "
+                      "must agree; push the time from a datasource instead"}
+
+_SCALARS = (int, float, str)
+
+
+def call(builtin: Builtin, args: tuple) -> tuple | None:
+    """Run a builtin; return its outputs as a tuple, () if it holds, None if not."""
+    try:
+        result = builtin.fn(*args)
+    except Exception:  # noqa: BLE001 - a builtin that fails does not hold (Congress)
+        return None
+    if builtin.num_outputs == 0:
+        return () if result else None
+    if builtin.num_outputs == 1:
+        result = (result,)
+    if not isinstance(result, tuple) or len(result) != builtin.num_outputs:
+        return None
+    for value in result:
+        if isinstance(value, bool) or not isinstance(value, _SCALARS):
+            return None
+    return result
+
+
+def lookup(name: str, arity: int) -> Builtin | None:
+    builtin = BUILTINS.get(name)
+    return builtin if builtin is not None and builtin.arity == arity else None

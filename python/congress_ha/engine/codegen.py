@@ -1,0 +1,236 @@
+"""Join plans for rules, compiled to Python functions.
+
+For each rule and each way of entering it (a delta of one body literal, the
+head, or nothing for a full evaluation) a planner orders the literals so that
+every lookup uses the variables bound so far, and the plan is turned into
+nested loops over hash indexes. Generating source once per plan keeps the
+per-row cost to a few dictionary operations, which is what makes a 100k-row
+load take well under a second.
+
+Every generated function has the signature ``f(rows, sign, out, db, xa, xr)``:
+``rows`` are the entering rows, ``sign`` is added to ``out[head_row]`` per
+derivation found, ``db`` gives tables and indexes, and ``xa``/``xr`` are the
+rows added to and removed from the entering literal's table in the current
+transition, so that other occurrences of the same table later in the body
+read its old state (the standard delta rule for self-joins).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from . import builtins as bi
+from .analysis import Resolved, RLit
+from .ast import Const, Term, Var
+
+Plan = Callable[..., None]
+_EMPTY: frozenset = frozenset()
+
+
+def _oldhas(rows: dict, row: tuple, xa: set, xr: set) -> bool:
+    return (row in rows and row not in xa) or row in xr
+
+
+def _oldscan(rows: dict, xa: set, xr: set) -> Iterator[tuple]:
+    for row in rows:
+        if row not in xa:
+            yield row
+    yield from xr
+
+
+def _oldget(index: dict, key: Any, xa: set, xr_index: dict) -> Iterator[tuple]:
+    for row in index.get(key, _EMPTY):
+        if row not in xa:
+            yield row
+    yield from xr_index.get(key, ())
+
+
+def _mkindex(rows: set, cols: tuple[int, ...]) -> dict:
+    index: dict = {}
+    for row in rows:
+        k = row[cols[0]] if len(cols) == 1 else tuple(row[c] for c in cols)
+        index.setdefault(k, []).append(row)
+    return index
+
+
+def _negbuiltin(builtin: bi.Builtin, args: tuple) -> bool:
+    """True when a builtin literal with all arguments bound holds."""
+    result = bi.call(builtin, args[: builtin.num_inputs])
+    return result is not None and result == args[builtin.num_inputs:]
+
+
+class _Writer:
+    def __init__(self, rule: Resolved) -> None:
+        self.rule = rule
+        self.lines: list[str] = []
+        self.depth = 1
+        self.names: dict[str, str] = {}  # variable -> local name
+        self.ns: dict[str, Any] = {
+            "_oldhas": _oldhas, "_oldscan": _oldscan, "_oldget": _oldget,
+            "_mkindex": _mkindex, "_call": bi.call, "_negbi": _negbuiltin, "_E": _EMPTY,
+        }
+        self.prelude: list[str] = []
+
+    def emit(self, line: str) -> None:
+        self.lines.append("    " * self.depth + line)
+
+    def nest(self, line: str) -> None:
+        self.emit(line)
+        self.depth += 1
+
+    def const(self, value: Any) -> str:
+        name = f"c{len(self.ns)}"
+        self.ns[name] = value
+        return name
+
+    def expr(self, term: Term) -> str:
+        if isinstance(term, Const):
+            return self.const(term.value)
+        return self.names[term.name]
+
+    def bound(self, term: Term) -> bool:
+        return isinstance(term, Const) or term.name in self.names
+
+    def bind_from(self, source: str, args: tuple[Term, ...], skip: set[int]) -> None:
+        """Bind the unbound variables of ``args`` from tuple ``source``; check the rest."""
+        conds = []
+        for j, term in enumerate(args):
+            if j in skip:
+                continue
+            if self.bound(term):
+                conds.append(f"{source}[{j}] == {self.expr(term)}")
+            else:
+                assert isinstance(term, Var)
+                local = f"v{len(self.names)}"
+                self.names[term.name] = local
+                self.emit(f"{local} = {source}[{j}]")
+        if conds:
+            self.nest(f"if {' and '.join(conds)}:")
+
+    def row(self, args: tuple[Term, ...]) -> str:
+        if not args:
+            return "()"
+        return "(" + ", ".join(self.expr(a) for a in args) + ",)"
+
+
+def _free(lit: RLit, names: dict[str, str]) -> set[str]:
+    return {t.name for t in lit.args if isinstance(t, Var) and t.name not in names}
+
+
+def _order(rule: Resolved, first: int | None, names: set[str]) -> list[int]:
+    """Greedy join order: filters as soon as they can run, then the most-bound literal."""
+    bound = set(names)
+    remaining = [i for i in range(len(rule.body)) if i != first]
+    order: list[int] = []
+    while remaining:
+        pick = None
+        for i in remaining:
+            lit = rule.body[i]
+            vs = {t.name for t in lit.args if isinstance(t, Var)}
+            if lit.kind in ("neg", "neg-builtin") and vs <= bound:
+                pick = i
+            elif lit.kind == "builtin":
+                assert lit.builtin is not None
+                ins = {t.name for t in lit.args[: lit.builtin.num_inputs] if isinstance(t, Var)}
+                if ins <= bound:
+                    pick = i
+            if pick is not None:
+                break
+        if pick is None:
+            best = -1
+            for i in remaining:
+                lit = rule.body[i]
+                if lit.kind != "pos":
+                    continue
+                score = sum(1 for t in lit.args if isinstance(t, Const) or t.name in bound)
+                score = score * 2 + (1 if score == len(lit.args) else 0)
+                if score > best:
+                    best, pick = score, i
+        if pick is None:
+            raise RuntimeError(f"no safe evaluation order for rule {rule.text}")
+        remaining.remove(pick)
+        order.append(pick)
+        bound |= {t.name for t in rule.body[pick].args if isinstance(t, Var)}
+    return order
+
+
+def compile_plan(rule: Resolved, entry: int | str | None, trace: bool = False) -> Plan:
+    """Compile the rule entered at body literal ``entry``, at the head ("head"), or fully."""
+    w = _Writer(rule)
+    seed_key = rule.body[entry].key if isinstance(entry, int) else None
+    if entry == "head":
+        w.nest("for t in rows:")
+        w.bind_from("t", rule.head_args, set())
+    elif isinstance(entry, int):
+        w.nest("for t in rows:")
+        w.bind_from("t", rule.body[entry].args, set())
+    for i in _order(rule, entry if isinstance(entry, int) else None, set(w.names)):
+        lit = rule.body[i]
+        old = seed_key is not None and lit.key == seed_key and i > entry  # type: ignore[operator]
+        if lit.kind in ("pos", "neg"):
+            w.prelude.append(f"R{i} = db.rows(K{i})")
+            w.ns[f"K{i}"] = lit.key
+        if lit.kind == "neg":
+            test = (f"_oldhas(R{i}, {w.row(lit.args)}, xa, xr)" if old
+                    else f"{w.row(lit.args)} in R{i}")
+            w.nest(f"if not {test}:")
+        elif lit.kind == "neg-builtin":
+            w.ns[f"B{i}"] = lit.builtin
+            w.nest(f"if not _negbi(B{i}, {w.row(lit.args)}):")
+        elif lit.kind == "builtin":
+            assert lit.builtin is not None
+            w.ns[f"B{i}"] = lit.builtin
+            n = lit.builtin.num_inputs
+            w.emit(f"r{i} = _call(B{i}, {w.row(lit.args[:n])})")
+            w.nest(f"if r{i} is not None:")
+            w.bind_from(f"r{i}", lit.args[n:], set())
+        else:
+            cols = tuple(j for j, t in enumerate(lit.args) if w.bound(t))
+            if len(cols) == len(lit.args):
+                test = (f"_oldhas(R{i}, {w.row(lit.args)}, xa, xr)" if old
+                        else f"{w.row(lit.args)} in R{i}")
+                w.nest(f"if {test}:")
+                continue
+            if not cols:
+                source = f"_oldscan(R{i}, xa, xr)" if old else f"R{i}"
+            else:
+                key = [w.expr(lit.args[j]) for j in cols]
+                keyexpr = key[0] if len(key) == 1 else "(" + ", ".join(key) + ",)"
+                w.prelude.append(f"IX{i} = db.index(K{i}, {cols!r})")
+                if old:
+                    w.prelude.append(f"XR{i} = _mkindex(xr, {cols!r})")
+                    source = f"_oldget(IX{i}, {keyexpr}, xa, XR{i})"
+                else:
+                    source = f"IX{i}.get({keyexpr}, _E)"
+            w.nest(f"for t{i} in {source}:")
+            w.bind_from(f"t{i}", lit.args, set(cols))
+    head = w.row(rule.head_args)
+    w.emit(f"h = {head}")
+    if trace:
+        binding = "{" + ", ".join(f"{n!r}: {loc}" for n, loc in w.names.items()) + "}"
+        w.emit(f"if h not in out: out[h] = {binding}")
+    else:
+        w.emit("out[h] = out.get(h, 0) + sign")
+    source = "\n".join(["def f(rows, sign, out, db, xa, xr):"]
+                       + ["    " + p for p in w.prelude] + w.lines)
+    exec(compile(source, f"<rule {rule.text}>", "exec"), w.ns)  # noqa: S102 - our own source
+    fn = w.ns["f"]
+    fn.source = source  # kept for debugging and tests
+    return fn
+
+
+class Compiled:
+    """A resolved rule plus its compiled plans, generated on first use."""
+
+    def __init__(self, rule: Resolved) -> None:
+        self.rule = rule
+        self.head_key = rule.head_key
+        self._plans: dict[Any, Plan] = {}
+
+    def plan(self, entry: int | str | None, trace: bool = False) -> Plan:
+        key = (entry, trace)
+        fn = self._plans.get(key)
+        if fn is None:
+            fn = self._plans[key] = compile_plan(self.rule, entry, trace)
+        return fn

@@ -1,0 +1,82 @@
+"""Tables of rows with support counts and lazily built hash indexes."""
+
+from __future__ import annotations
+
+from operator import itemgetter
+
+from .analysis import TableKey
+
+Row = tuple
+
+
+class Table:
+    """One table: visible rows with their support counts, base rows, indexes.
+
+    ``rows`` maps a row to its number of derivations (plus one if it is a
+    base row); only rows with a positive count are stored. Indexes map the
+    values of some columns to the set of rows that have them; each is built
+    the first time a join asks for it and maintained from then on.
+    """
+
+    __slots__ = ("base", "indexes", "key", "rows")
+
+    def __init__(self, key: TableKey) -> None:
+        self.key = key
+        self.rows: dict[Row, int] = {}
+        self.base: set[Row] = set()
+        self.indexes: dict[tuple[int, ...], tuple[itemgetter, dict]] = {}
+
+    def index(self, cols: tuple[int, ...]) -> dict:
+        entry = self.indexes.get(cols)
+        if entry is None:
+            get = itemgetter(*cols)
+            index: dict = {}
+            for row in self.rows:
+                k = get(row)
+                bucket = index.get(k)
+                if bucket is None:
+                    index[k] = {row}
+                else:
+                    bucket.add(row)
+            entry = self.indexes[cols] = (get, index)
+        return entry[1]
+
+    def show(self, rows: list[Row]) -> None:
+        """Make rows visible in the indexes (the caller updated ``rows``)."""
+        for get, index in self.indexes.values():
+            for row in rows:
+                k = get(row)
+                bucket = index.get(k)
+                if bucket is None:
+                    index[k] = {row}
+                else:
+                    bucket.add(row)
+
+    def hide(self, rows: list[Row]) -> None:
+        for get, index in self.indexes.values():
+            for row in rows:
+                k = get(row)
+                bucket = index.get(k)
+                if bucket is not None:
+                    bucket.discard(row)
+                    if not bucket:
+                        del index[k]
+
+
+class Database:
+    """All tables by key; tables appear on first mention and are never replaced."""
+
+    def __init__(self) -> None:
+        self.tables: dict[TableKey, Table] = {}
+
+    def table(self, key: TableKey) -> Table:
+        table = self.tables.get(key)
+        if table is None:
+            table = self.tables[key] = Table(key)
+        return table
+
+    def rows(self, key: TableKey) -> dict[Row, int]:
+        return self.table(key).rows
+
+    def index(self, key: TableKey, cols: tuple[int, ...]) -> dict:
+        return self.table(key).index(cols)
