@@ -130,10 +130,13 @@ class BusNode:
         hb = Heartbeat.from_dict(data)
         now = self.clock()
         if hb.member == self.member:
-            if hb.incarnation == self.incarnation:
-                self.last_self_heard = now
-            else:
+            if hb.incarnation != self.incarnation:
                 self._duplicate(hb)
+                return
+            self.last_self_heard = now
+            # In all-in-one mode the PE and the DSD of this process learn of
+            # each other through this very heartbeat.
+            self._notify("on_heartbeat", hb, now)
             return
         with self._lock:
             events = self.peers.observe(hb, now)

@@ -146,7 +146,8 @@ class DatasourceRole:
             self.executions.put(ex)
 
     def _ticker(self) -> None:
-        period = min(0.05, self.settings.ha.heartbeat_interval / 5)
+        # Loss detection lags silence by at most one period: keep it small.
+        period = min(0.02, self.settings.ha.heartbeat_interval / 10)
         while not self._stop.wait(period):
             self._apply(lambda: self.leader.tick(self.clock()))
 

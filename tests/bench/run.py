@@ -1,0 +1,60 @@
+"""`make bench`: run the benchmarks, print their tables, write JSON.
+
+    python -m tests.bench.run [--only NAME ...] [--quick]
+
+Results go to bench/results/<name>.json.  Nothing here asserts a timing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parents[2] / "bench" / "results"
+
+
+def bench_engine(quick: bool) -> tuple[dict, str]:
+    from tests.bench import bench_engine
+
+    result = bench_engine.run()
+    return result, ""
+
+
+def bench_failover(quick: bool) -> tuple[dict, str]:
+    from tests.bench import bench_failover
+
+    kw = {"kills": 3, "terms": 3, "steady": 20.0} if quick else {}
+    result = bench_failover.run(**kw)
+    return result, bench_failover.report(result)
+
+
+BENCHES = {"engine": bench_engine, "failover": bench_failover}
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--only", nargs="*", choices=sorted(BENCHES))
+    p.add_argument("--quick", action="store_true", help="fewer rounds, for a smoke run")
+    args = p.parse_args()
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    for name in args.only or list(BENCHES):
+        print(f"== {name}", flush=True)
+        started = time.monotonic()
+        result, text = BENCHES[name](args.quick)
+        if text:
+            print(text)
+        result["_meta"] = {"seconds": round(time.monotonic() - started, 1),
+                           "quick": args.quick, "host": platform.node(),
+                           "python": platform.python_version(),
+                           "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        out = RESULTS / f"{name}.json"
+        out.write_text(json.dumps(result, indent=2, default=str))
+        print(f"   -> {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

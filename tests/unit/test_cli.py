@@ -1,0 +1,92 @@
+"""congress-ha-server and congress-ha-ctl from outside: exit codes and messages."""
+
+import json
+import signal
+import subprocess
+
+import pytest
+
+from tests.support.broker import free_port
+from tests.support.procs import VENV_BIN, Cluster, wait_for
+
+SERVER = str(VENV_BIN / "congress-ha-server")
+CTL = str(VENV_BIN / "congress-ha-ctl")
+
+
+def run(*args, timeout=30):
+    return subprocess.run(list(args), capture_output=True, text=True, timeout=timeout)
+
+
+def conf(tmp_path, text):
+    p = tmp_path / "c.conf"
+    p.write_text(text)
+    return str(p)
+
+
+def test_server_refuses_a_bad_option_naming_it_and_the_file(tmp_path):
+    path = conf(tmp_path, "[DEFAULT]\ntransport_url = rabbit://h/\n[ha]\npeer_timeout = x\n")
+    r = run(SERVER, "--config-file", path, "--datasources")
+    assert r.returncode == 2
+    assert "[ha] peer_timeout" in r.stderr and path in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_server_without_roles_says_which_to_choose(tmp_path):
+    r = run(SERVER, "--config-file", conf(tmp_path, "[DEFAULT]\ntransport_url = x\n"))
+    assert r.returncode == 2 and "--all" in r.stderr
+
+
+def test_fake_transport_is_refused_outside_all_in_one_mode(tmp_path):
+    r = run(SERVER, "--config-file", conf(tmp_path, "[DEFAULT]\ntransport_url = fake://\n"),
+            "--datasources")
+    assert r.returncode == 2 and "fake://" in r.stderr and "--all" in r.stderr
+
+
+def test_an_unreachable_broker_is_a_clear_error_not_a_hang(tmp_path):
+    port = free_port()  # nothing listens there
+    path = conf(tmp_path, f"[DEFAULT]\ntransport_url = rabbit://g:g@127.0.0.1:{port}/\n"
+                          f"[ha]\nrpc_timeout = 0.2\nrun_dir = {tmp_path}/run\n")
+    r = run(SERVER, "--config-file", path, "--datasources", timeout=20)
+    assert r.returncode == 1
+    assert f"cannot reach the message broker (127.0.0.1:{port}" in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_health_says_not_running_with_ocf_code_7(tmp_path):
+    path = conf(tmp_path, f"[DEFAULT]\ntransport_url = x\n[ha]\nrun_dir = {tmp_path}\n")
+    r = run(CTL, "health", "--role", "api-pe", "--config-file", path)
+    assert r.returncode == 7
+    assert r.stdout.startswith("not running")
+
+
+def test_health_with_a_missing_config_is_not_configured(tmp_path):
+    r = run(CTL, "health", "--role", "datasources", "--config-file", str(tmp_path / "x"))
+    assert r.returncode == 6
+    assert "config file not found" in r.stderr
+
+
+def test_all_in_one_mode_runs_every_role_on_the_fake_transport(tmp_path):
+    cluster = Cluster(tmp_path, "fake://")
+    cluster.seed_datasources(rate=20, window=20)
+    proc = cluster.add("solo", ["--all"]).start()
+    try:
+        wait_for(lambda: proc.ctl("health", "--role", "datasources", "--depth", "20")
+                 .returncode == 0, 30, "all-in-one healthy")
+        r = proc.ctl("health", "--role", "api-pe", "--depth", "20")
+        assert r.returncode == 0, r.stdout
+        wait_for(lambda: len(cluster.actions()) >= 10, 30, "actions executed")
+        leader = json.loads(proc.ctl("leader", "--json").stdout)["dsds"][0]
+        assert leader["leader"] == "solo:all"
+        proc.signal(signal.SIGTERM)
+        assert proc.popen.wait(timeout=10) == 0
+    finally:
+        cluster.stop_all()
+
+
+@pytest.mark.parametrize("argv", [["status"], ["leader"]])
+def test_status_and_leader_with_nothing_running_exit_7_with_a_reason(tmp_path, argv):
+    path = conf(tmp_path, "[DEFAULT]\ntransport_url = fake://\n"
+                          f"[ha]\nrun_dir = {tmp_path}\nrpc_timeout = 0.5\n")
+    r = run(CTL, *argv, "--config-file", path)
+    assert r.returncode == 7
+    assert r.stderr.strip() and "Traceback" not in r.stderr

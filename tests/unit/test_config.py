@@ -1,0 +1,61 @@
+"""congress_ha.config: every bad value is named with its option and file."""
+
+import pytest
+
+from congress_ha.config import ConfigError, parse_file
+
+
+def write(tmp_path, text):
+    p = tmp_path / "congress-ha.conf"
+    p.write_text(text)
+    return str(p)
+
+
+def test_defaults_fill_what_the_file_leaves_out(tmp_path):
+    s = parse_file(write(tmp_path, "[DEFAULT]\ntransport_url = rabbit://h/\nnode_id = n1\n"))
+    assert s.ha.heartbeat_interval == 0.25
+    assert s.ha.peer_timeout == 1.0
+    assert s.api.bind_port == 1789
+    assert s.get("DEFAULT", "node_id") == "n1"
+
+
+def test_node_id_defaults_to_the_host_name(tmp_path):
+    import socket
+    s = parse_file(write(tmp_path, "[DEFAULT]\ntransport_url = rabbit://h/\n"))
+    assert s.get("DEFAULT", "node_id") == socket.gethostname()
+
+
+@pytest.mark.parametrize("text, words", [
+    ("[DEFAULT]\nnode_id = a\n", "[DEFAULT] transport_url is required"),
+    ("[DEFAULT]\ntransport_url = x\n[ha]\npeer_timeout = soon\n",
+     "[ha] peer_timeout = 'soon' is not a valid float"),
+    ("[DEFAULT]\ntransport_url = x\n[ha]\nheartbeat_interval = 0.5\npeer_timeout = 0.6\n",
+     "must be at least twice heartbeat_interval"),
+    ("[DEFAULT]\ntransport_url = x\n[api]\nauth_strategy = keystone\n",
+     "is not one of noauth, token"),
+    ("[DEFAULT]\ntransport_url = x\n[api]\nauth_strategy = token\n",
+     "[api] token_file is required"),
+    ("[DEFAULT]\ntransport_url = x\n[api]\nbind_port = 0\n", "below the minimum"),
+    ("[DEFAULT]\ntransport_url = x\n[ha]\npeer_timout = 1\n", "unknown option [ha] peer_timout"),
+    ("[DEFAULT]\ntransport_url = x\n[hq]\n", "unknown section [hq]"),
+    ("[DEFAULT]\ntransport_url = x\nbogus = 1\n", "unknown option [DEFAULT] bogus"),
+    ("transport_url = x\n", "cannot be parsed"),
+    ("[DEFAULT]\ntransport_url = x\n[ha]\naction_journal = maybe\n", "not a valid bool"),
+])
+def test_bad_values_name_the_option_and_the_file(tmp_path, text, words):
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as exc:
+        parse_file(path)
+    assert words in str(exc.value)
+    assert path in str(exc.value)
+
+
+def test_a_missing_file_says_how_to_point_at_one(tmp_path):
+    with pytest.raises(ConfigError, match="--config-file"):
+        parse_file(str(tmp_path / "nope.conf"))
+
+
+def test_oslo_messaging_sections_pass_through(tmp_path):
+    s = parse_file(write(tmp_path, "[DEFAULT]\ntransport_url = x\n"
+                                   "[oslo_messaging_rabbit]\nrabbit_retry_interval = 1\n"))
+    assert s.ha.rpc_retry == 2
