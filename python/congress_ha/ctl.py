@@ -3,6 +3,7 @@
     congress-ha-ctl health --role api-pe|datasources [--depth 0|10|20]
     congress-ha-ctl status [--json]
     congress-ha-ctl leader [--json]
+    congress-ha-ctl render --cluster cluster.yaml --out DIR
 
 ``health`` exits with the OCF codes: 0 healthy, 7 not running, 1 failed, and
 prints one line saying why.  It imports only the standard library and the
@@ -159,7 +160,7 @@ def _leader_over_bus(settings) -> list[dict[str, Any]]:
         transport.stop()
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(with_render: bool = True) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="congress-ha-ctl",
                                 description="Control shim of congress-ha.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -181,11 +182,20 @@ def build_parser() -> argparse.ArgumentParser:
     common(ld)
     ld.add_argument("--json", action="store_true")
     ld.set_defaults(func=cmd_leader)
+    if with_render:
+        # Jinja2 and PyYAML load only for render, never on the health path.
+        from congress_ha.cluster.cli import add_render_parser
+
+        add_render_parser(sub)
+    else:
+        sub.add_parser("render", help="render the cluster's files from cluster.yaml")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
+    argv = sys.argv[1:] if argv is None else argv
+    light = bool(argv) and argv[0] in ("health", "status", "leader")
+    args = build_parser(with_render=not light).parse_args(argv)
     try:
         return args.func(args)
     except ConfigError as exc:

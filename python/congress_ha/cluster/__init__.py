@@ -1,0 +1,1 @@
+"""Cluster model (cluster.yaml) and the rendering of templates/; never imports the runtime."""

@@ -1,0 +1,632 @@
+"""The cluster model: cluster.yaml, loaded and checked into frozen dataclasses.
+
+``load_cluster`` reads the file, checks every key and every cross-key rule, and
+either returns a ``Cluster`` or raises one ``ClusterConfigError`` that lists
+every mistake with its place in the file (``cluster.yaml: nodes[1].address:
+...``).  The service's option defaults come from ``congress_ha.config`` (one
+source for each fact); nothing here imports the runtime.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from congress_ha import config as service_config
+from congress_ha.cluster.checker import (
+    Checker,
+    ClusterConfigError,
+    Duration,
+    kind,
+    parse_duration,
+    read_yaml,
+)
+
+ROLES = ("api-pe", "datasources")
+MONITOR_DEPTHS = (0, 10, 20)
+DEFAULT_FENCE_MONITOR = "60s"
+
+# Node names become Pacemaker unames and parts of XML ids (fence-NAME).
+_NODE_NAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9.-]{0,61}[A-Za-z0-9])?$")
+_CLUSTER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$")
+_FENCE_AGENT = re.compile(r"^fence_[A-Za-z0-9_]+$")
+_NIC = re.compile(r"^[A-Za-z0-9_.:@-]{1,15}$")
+_URL_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
+
+
+@dataclass(frozen=True)
+class Node:
+    name: str
+    address: str
+    roles: tuple[str, ...]
+    nodeid: int
+
+    @property
+    def api_pe(self) -> bool:
+        return "api-pe" in self.roles
+
+    @property
+    def datasources(self) -> bool:
+        return "datasources" in self.roles
+
+
+@dataclass(frozen=True)
+class Vip:
+    address: str
+    cidr_netmask: int
+    nic: str | None
+
+
+@dataclass(frozen=True)
+class Haproxy:
+    enabled: bool
+    bind_port: int
+    config_file: str
+    binary: str
+    check_interval: Duration
+    rise: int
+    fall: int
+    maxconn: int
+    timeout_connect: Duration
+    timeout_client: Duration
+    timeout_server: Duration
+
+
+@dataclass(frozen=True)
+class Corosync:
+    token: int
+    consensus: int | None
+    crypto: bool
+    cipher: str
+    hash: str
+    transport: str
+
+
+@dataclass(frozen=True)
+class Fencing:
+    enabled: bool
+    agent: str | None
+    params: dict[str, str]
+    nodes: dict[str, dict[str, str]]
+    monitor_interval: Duration
+
+    def device_params(self, node: str) -> dict[str, str]:
+        """The fence device's parameters for ``node``: shared, then the node's own."""
+        merged = dict(self.params)
+        merged.update(self.nodes.get(node, {}))
+        merged["pcmk_host_list"] = node
+        return merged
+
+
+@dataclass(frozen=True)
+class Service:
+    config_file: str
+    api_port: int
+    auth_strategy: str
+    token_file: str | None
+    # Every [ha] option of congress_ha.config, in its declared order.
+    ha: dict[str, Any]
+
+    @property
+    def heartbeat_interval(self) -> float:
+        return self.ha["heartbeat_interval"]
+
+    @property
+    def peer_timeout(self) -> float:
+        return self.ha["peer_timeout"]
+
+
+@dataclass(frozen=True)
+class Monitor:
+    interval: Duration
+    timeout: Duration
+    depth: int
+
+
+@dataclass(frozen=True)
+class Resources:
+    migration_threshold: int
+    failure_timeout: Duration
+    default_stickiness: int
+    datasources_stickiness: int
+    preferred_score: int
+    cluster_recheck_interval: Duration
+    start_timeout: Duration
+    stop_timeout: Duration
+    api_pe_monitor: Monitor
+    datasources_monitor: Monitor
+    vip_monitor: Monitor
+    haproxy_monitor: Monitor
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """A checked cluster.yaml, every default filled in."""
+
+    source: str
+    name: str
+    nodes: tuple[Node, ...]
+    datasources_preferred_node: str
+    transport_url: str
+    database_connection: str
+    vip: Vip | None
+    haproxy: Haproxy
+    corosync: Corosync
+    fencing: Fencing
+    service: Service
+    resources: Resources
+
+    @property
+    def api_pe_nodes(self) -> tuple[Node, ...]:
+        return tuple(n for n in self.nodes if n.api_pe)
+
+    @property
+    def datasources_nodes(self) -> tuple[Node, ...]:
+        return tuple(n for n in self.nodes if n.datasources)
+
+    def node(self, name: str) -> Node:
+        for n in self.nodes:
+            if n.name == name:
+                return n
+        raise KeyError(name)
+
+
+# --------------------------------------------------------------------------
+# Sections
+
+_TOP_KEYS = ("cluster_name", "nodes", "datasources_preferred_node", "transport_url",
+             "database_connection", "vip", "haproxy", "corosync", "fencing", "service",
+             "resources")
+_NODE_KEYS = ("name", "address", "roles", "nodeid")
+
+
+def _nodes(c: Checker, raw: Any) -> list[Node]:
+    if raw is None:
+        c.error("nodes", "missing; list the cluster's nodes (name, address, roles)")
+        return []
+    if not isinstance(raw, list) or not raw:
+        c.error("nodes", f"must be a non-empty list of nodes; got {kind(raw)}")
+        return []
+    nodes: list[Node] = []
+    names: dict[str, int] = {}
+    addresses: dict[str, int] = {}
+    nodeids: dict[int, int] = {}
+    for i, item in enumerate(raw):
+        path = f"nodes[{i}]"
+        errors_before = len(c.lines)
+        entry = c.mapping(item, path, _NODE_KEYS)
+        if entry is None:
+            continue
+        name = address = None
+        if entry.get("name") is None:
+            c.error(f"{path}.name", "missing; every node needs a name (its host name, "
+                                    "as Pacemaker and corosync will call it)")
+        else:
+            name = c.string(entry["name"], f"{path}.name", _NODE_NAME,
+                             "a host name: letters, digits, '-' and '.', at most 63")
+        if entry.get("address") is None:
+            c.error(f"{path}.address", "missing; every node needs an address")
+        else:
+            address = c.address(entry["address"], f"{path}.address")
+        roles = _roles(c, entry.get("roles"), f"{path}.roles")
+        nodeid = i + 1
+        if "nodeid" in entry:
+            given = c.integer(entry["nodeid"], f"{path}.nodeid", 1, 2**31 - 1)
+            nodeid = given if given is not None else nodeid
+        if name is not None:
+            if name in names:
+                c.error(f"{path}.name", f"{name!r} is also the name of nodes[{names[name]}]; "
+                                        "node names must be unique")
+            else:
+                names[name] = i
+        if address is not None:
+            if address in addresses:
+                c.error(f"{path}.address", f"{address} is also the address of "
+                                           f"nodes[{addresses[address]}]; addresses must "
+                                           "be unique")
+            else:
+                addresses[address] = i
+        if nodeid in nodeids:
+            c.error(f"{path}.nodeid", f"{nodeid} is also the nodeid of nodes[{nodeids[nodeid]}]"
+                                      "; give every node its own nodeid (or none at all)")
+        else:
+            nodeids[nodeid] = i
+        if len(c.lines) == errors_before:
+            assert name is not None and address is not None and roles is not None
+            nodes.append(Node(name=name, address=address, roles=roles, nodeid=nodeid))
+    return nodes
+
+
+def _roles(c: Checker, raw: Any, path: str) -> tuple[str, ...] | None:
+    if raw is None:
+        c.error(path, f"missing; give each node one or both roles: {', '.join(ROLES)}")
+        return None
+    if not isinstance(raw, list) or not raw:
+        c.error(path, f"must be a non-empty list of roles ({', '.join(ROLES)}); "
+                      f"got {kind(raw)}")
+        return None
+    roles: list[str] = []
+    ok = True
+    for j, role in enumerate(raw):
+        if role not in ROLES:
+            c.error(f"{path}[{j}]", f"{role!r} is not a role; roles are {', '.join(ROLES)}")
+            ok = False
+        elif role in roles:
+            c.error(f"{path}[{j}]", f"{role!r} is listed twice")
+            ok = False
+        else:
+            roles.append(role)
+    return tuple(r for r in ROLES if r in roles) if ok else None
+
+
+def _vip(c: Checker, raw: Any, nodes: list[Node]) -> Vip | None:
+    if raw is None:
+        return None
+    entry = c.mapping(raw, "vip", ("address", "cidr_netmask", "nic"), ("address",))
+    if entry is None:
+        return None
+    address = c.address(entry["address"], "vip.address") if "address" in entry else None
+    if address is None:
+        return None
+    high = 32 if ipaddress.ip_address(address).version == 4 else 128
+    netmask = c.integer(entry.get("cidr_netmask", 24 if high == 32 else 64),
+                        "vip.cidr_netmask", 1, high)
+    nic = None
+    if entry.get("nic") is not None:
+        nic = c.string(entry["nic"], "vip.nic", _NIC, "an interface name such as eth0")
+    if any(n.address == address for n in nodes):
+        c.error("vip.address", f"{address} is a node's own address; the VIP must be a "
+                               "free address that moves between nodes")
+    if netmask is not None and nic is None:
+        network = ipaddress.ip_network(f"{address}/{netmask}", strict=False)
+        if nodes and not any(ipaddress.ip_address(n.address) in network for n in nodes):
+            c.error("vip.nic", f"missing, and no node address is in {network}: IPaddr2 "
+                               "finds the interface only when the VIP shares a subnet "
+                               "with the node; set vip.nic")
+    if netmask is None:
+        return None
+    return Vip(address=address, cidr_netmask=netmask, nic=nic)
+
+
+_HAPROXY_DEFAULTS: dict[str, Any] = {
+    "enabled": True, "bind_port": 1789, "config_file": "/etc/haproxy/haproxy.cfg",
+    "binary": "/usr/sbin/haproxy", "check_interval": "2s", "rise": 2, "fall": 2,
+    "maxconn": 2000, "timeout_connect": "5s", "timeout_client": "60s",
+    "timeout_server": "60s",
+}
+
+
+def _haproxy(c: Checker, raw: Any, has_vip: bool, api_port: int | None) -> Haproxy:
+    values = dict(_HAPROXY_DEFAULTS)
+    if raw is None:
+        values["enabled"] = False
+    else:
+        entry = c.mapping(raw, "haproxy", tuple(_HAPROXY_DEFAULTS))
+        if entry is not None:
+            values.update(entry)
+    enabled = c.boolean(values["enabled"], "haproxy.enabled")
+    port = c.integer(values["bind_port"], "haproxy.bind_port", 1, 65535)
+    if enabled and not has_vip and port is not None and port == api_port:
+        c.error("haproxy.bind_port", f"{port} is also service.api_port; without a vip "
+                                     "haproxy listens on every address, so choose "
+                                     "another port (or add a vip)")
+    return Haproxy(
+        enabled=bool(enabled),
+        bind_port=port or 0,
+        config_file=c.string(values["config_file"], "haproxy.config_file") or "",
+        binary=c.string(values["binary"], "haproxy.binary") or "",
+        check_interval=_dur(c, values["check_interval"], "haproxy.check_interval", 100),
+        rise=c.integer(values["rise"], "haproxy.rise", 1, 100) or 0,
+        fall=c.integer(values["fall"], "haproxy.fall", 1, 100) or 0,
+        maxconn=c.integer(values["maxconn"], "haproxy.maxconn", 1) or 0,
+        timeout_connect=_dur(c, values["timeout_connect"], "haproxy.timeout_connect", 1),
+        timeout_client=_dur(c, values["timeout_client"], "haproxy.timeout_client", 1),
+        timeout_server=_dur(c, values["timeout_server"], "haproxy.timeout_server", 1),
+    )
+
+
+_CIPHERS = ("aes256", "aes192", "aes128")
+_HASHES = ("sha256", "sha384", "sha512", "sha1", "md5")
+
+
+def _corosync(c: Checker, raw: Any) -> Corosync:
+    entry = c.mapping(raw if raw is not None else {}, "corosync",
+                      ("token", "consensus", "crypto", "cipher", "hash", "transport"))
+    entry = entry or {}
+    token = c.integer(entry.get("token", 3000), "corosync.token", 100, 600_000, " ms")
+    consensus = None
+    if entry.get("consensus") is not None:
+        consensus = c.integer(entry["consensus"], "corosync.consensus", 1, None, " ms")
+        if consensus is not None and token is not None and consensus * 5 < token * 6:
+            c.error("corosync.consensus", f"{consensus} ms is below 1.2 x token "
+                                          f"({token * 6 // 5} ms), the minimum that "
+                                          "corosync.conf(5) allows; raise it or leave it "
+                                          "out (corosync then uses 1.2 x token)")
+            consensus = None
+    crypto = c.boolean(entry.get("crypto", True), "corosync.crypto")
+    cipher = c.choice(entry.get("cipher", "aes256"), "corosync.cipher", _CIPHERS)
+    digest = c.choice(entry.get("hash", "sha256"), "corosync.hash", _HASHES)
+    transport = c.choice(entry.get("transport", "knet"), "corosync.transport", ("knet",))
+    return Corosync(token=token or 3000, consensus=consensus,
+                    crypto=True if crypto is None else crypto,
+                    cipher=cipher or "aes256", hash=digest or "sha256",
+                    transport=transport or "knet")
+
+
+def _fencing(c: Checker, raw: Any, nodes: list[Node] | None) -> Fencing:
+    """``nodes`` is None when some node is wrong: then node names are not checked here."""
+    entry = c.mapping(raw if raw is not None else {}, "fencing",
+                      ("enabled", "agent", "params", "nodes", "monitor_interval")) or {}
+    enabled = c.boolean(entry.get("enabled", True), "fencing.enabled")
+    agent = None
+    if entry.get("agent") is None:
+        if enabled:
+            c.error("fencing.agent", "missing; fencing is on by default: name the fence "
+                                     "agent (e.g. fence_ipmilan) or set fencing.enabled: "
+                                     "false (never in production)")
+    else:
+        agent = c.string(entry["agent"], "fencing.agent", _FENCE_AGENT,
+                         "a fence agent's name, e.g. fence_ipmilan (installed as "
+                         "/usr/sbin/fence_*)")
+    params = c.params(entry.get("params"), "fencing.params")
+    per_node: dict[str, dict[str, str]] = {}
+    raw_nodes = entry.get("nodes")
+    if raw_nodes is not None:
+        if not isinstance(raw_nodes, dict):
+            c.error("fencing.nodes", f"must be a mapping of node name to that node's "
+                                     f"fence parameters; got {kind(raw_nodes)}")
+        else:
+            for name, node_params in raw_nodes.items():
+                if nodes is not None and name not in {n.name for n in nodes}:
+                    c.error(f"fencing.nodes.{name}", "is not the name of a node in nodes")
+                    continue
+                per_node[name] = c.params(node_params, f"fencing.nodes.{name}")
+    interval = _dur(c, entry.get("monitor_interval", DEFAULT_FENCE_MONITOR),
+                    "fencing.monitor_interval", 1000)
+    return Fencing(enabled=bool(enabled), agent=agent, params=params, nodes=per_node,
+                   monitor_interval=interval)
+
+
+def _service(c: Checker, raw: Any) -> Service:
+    ha_opts = [o for o in service_config.OPTIONS if o.group == "ha"]
+    api = {o.name: o for o in service_config.OPTIONS if o.group == "api"}
+    known = ("config_file", "api_port", "auth_strategy", "token_file") + tuple(
+        o.name for o in ha_opts)
+    entry = c.mapping(raw if raw is not None else {}, "service", known) or {}
+    config_file = c.string(entry.get("config_file", service_config.DEFAULT_CONFIG_FILE),
+                           "service.config_file") or service_config.DEFAULT_CONFIG_FILE
+    port = c.integer(entry.get("api_port", api["bind_port"].default), "service.api_port",
+                     1, 65535)
+    strategy = c.choice(entry.get("auth_strategy", api["auth_strategy"].default),
+                        "service.auth_strategy", api["auth_strategy"].choices)
+    token_file = None
+    if entry.get("token_file") is not None:
+        token_file = c.string(entry["token_file"], "service.token_file")
+    if strategy == "token" and token_file is None and "token_file" not in entry:
+        c.error("service.token_file", "missing; auth_strategy token needs the file that "
+                                      "holds the API token on every node")
+    ha: dict[str, Any] = {}
+    for opt in ha_opts:
+        path = f"service.{opt.name}"
+        value = entry.get(opt.name, opt.default)
+        checked: Any = None
+        if opt.kind == "float":
+            checked = c.number(value, path, opt.minimum or 0.0)
+        elif opt.kind == "int":
+            checked = c.integer(value, path, int(opt.minimum or 0))
+        elif opt.kind == "bool":
+            checked = c.boolean(value, path)
+        else:
+            checked = c.string(value, path)
+        ha[opt.name] = opt.default if checked is None else checked
+    hb, pt = ha.get("heartbeat_interval"), ha.get("peer_timeout")
+    if isinstance(hb, float) and isinstance(pt, float) and pt < 2 * hb:
+        c.error("service.peer_timeout", f"{pt} s is less than twice heartbeat_interval "
+                                        f"({hb} s): one late heartbeat would lose a peer")
+    return Service(config_file=config_file, api_port=port or 1789,
+                   auth_strategy=strategy or "noauth", token_file=token_file, ha=ha)
+
+
+_MONITOR_DEFAULTS = {
+    "api_pe": {"interval": "10s", "timeout": "20s", "depth": 10},
+    "datasources": {"interval": "10s", "timeout": "20s", "depth": 10},
+    "vip": {"interval": "10s", "timeout": "20s", "depth": 0},
+    "haproxy": {"interval": "10s", "timeout": "20s", "depth": 0},
+}
+_RESOURCE_DEFAULTS: dict[str, Any] = {
+    "migration_threshold": 3, "failure_timeout": "60s", "default_stickiness": 1,
+    "datasources_stickiness": 200,
+    "preferred_score": 100, "cluster_recheck_interval": "1min", "start_timeout": "30s",
+    "stop_timeout": "20s", "monitor": {},
+}
+
+
+def _monitor(c: Checker, raw: Any, name: str) -> Monitor:
+    path = f"resources.monitor.{name}"
+    values = dict(_MONITOR_DEFAULTS[name])
+    entry = c.mapping(raw if raw is not None else {}, path, ("interval", "timeout", "depth"))
+    values.update(entry or {})
+    interval = _dur(c, values["interval"], f"{path}.interval", 1000)
+    timeout = _dur(c, values["timeout"], f"{path}.timeout", 1000)
+    depth = c.integer(values["depth"], f"{path}.depth")
+    if depth is not None and depth not in MONITOR_DEPTHS:
+        c.error(f"{path}.depth", f"{depth} is not a depth the agents know; "
+                                 f"use one of {', '.join(map(str, MONITOR_DEPTHS))}")
+        depth = None
+    if name in ("vip", "haproxy") and depth not in (None, 0):
+        c.error(f"{path}.depth", "the vip and haproxy agents have only depth 0")
+    return Monitor(interval=interval, timeout=timeout, depth=depth or 0)
+
+
+def _resources(c: Checker, raw: Any) -> Resources:
+    values = dict(_RESOURCE_DEFAULTS)
+    entry = c.mapping(raw if raw is not None else {}, "resources", tuple(_RESOURCE_DEFAULTS))
+    values.update(entry or {})
+    monitors = c.mapping(values["monitor"] if values["monitor"] is not None else {},
+                         "resources.monitor", tuple(_MONITOR_DEFAULTS)) or {}
+    threshold = c.integer(values["migration_threshold"], "resources.migration_threshold", 1)
+    default_stickiness = c.integer(values["default_stickiness"],
+                                   "resources.default_stickiness", 0, 1_000_000)
+    stickiness = c.integer(values["datasources_stickiness"],
+                           "resources.datasources_stickiness", 0, 1_000_000)
+    preferred = c.integer(values["preferred_score"], "resources.preferred_score", 1,
+                          1_000_000)
+    if stickiness is not None and preferred is not None and stickiness == preferred:
+        c.error("resources.datasources_stickiness",
+                f"equals preferred_score ({preferred}): a tie that Pacemaker breaks on its "
+                "own; make it higher (the DSD stays where it is when the preferred node "
+                "returns) or lower (it moves back)")
+    return Resources(
+        migration_threshold=threshold or 3,
+        failure_timeout=_dur(c, values["failure_timeout"], "resources.failure_timeout"),
+        default_stickiness=default_stickiness if default_stickiness is not None else 1,
+        datasources_stickiness=stickiness if stickiness is not None else 200,
+        preferred_score=preferred or 100,
+        cluster_recheck_interval=_dur(c, values["cluster_recheck_interval"],
+                                      "resources.cluster_recheck_interval", 1000),
+        start_timeout=_dur(c, values["start_timeout"], "resources.start_timeout", 1000),
+        stop_timeout=_dur(c, values["stop_timeout"], "resources.stop_timeout", 1000),
+        api_pe_monitor=_monitor(c, monitors.get("api_pe"), "api_pe"),
+        datasources_monitor=_monitor(c, monitors.get("datasources"), "datasources"),
+        vip_monitor=_monitor(c, monitors.get("vip"), "vip"),
+        haproxy_monitor=_monitor(c, monitors.get("haproxy"), "haproxy"),
+    )
+
+
+def _dur(c: Checker, value: Any, path: str, minimum_ms: int = 0) -> Duration:
+    return c.duration(value, path, minimum_ms) or Duration(0, "0s")
+
+
+def _url(c: Checker, raw: Any, path: str, what: str,
+         check: Callable[[str], str | None]) -> str:
+    if raw is None:
+        c.error(path, f"missing; give the {what}")
+        return ""
+    text = c.string(raw, path)
+    if text is None:
+        return ""
+    match = _URL_SCHEME.match(text)
+    if not match:
+        c.error(path, f"{text!r} is not a URL (scheme://...); give the {what}")
+        return text
+    problem = check(match.group(1).lower())
+    if problem:
+        c.error(path, problem)
+    return text
+
+
+# --------------------------------------------------------------------------
+# Entry points
+
+
+def load_cluster(path: str | Path) -> Cluster:
+    """Read and check ``path``; raise ClusterConfigError listing every mistake."""
+    source = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ClusterConfigError([(f"{source}: file not found; pass the path of "
+                                   "cluster.yaml (see docs/examples/cluster.yaml)")]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ClusterConfigError([f"{source}: cannot be read: {exc}"]) from None
+    return parse_cluster(read_yaml(text, source), source)
+
+
+def parse_cluster(data: Any, source: str = "cluster.yaml") -> Cluster:
+    """Check already-parsed YAML data (a dict) and build the model."""
+    c = Checker(source)
+    if not isinstance(data, dict):
+        c.error("(top level)", f"must be a mapping of the keys {', '.join(_TOP_KEYS)}; "
+                               f"got {kind(data)}")
+        raise ClusterConfigError(c.lines)
+    c.mapping(data, "", _TOP_KEYS)
+    name = None
+    if data.get("cluster_name") is None:
+        c.error("cluster_name", "missing; name the cluster (corosync's cluster_name)")
+    else:
+        name = c.string(data["cluster_name"], "cluster_name", _CLUSTER_NAME,
+                        "letters, digits, '-' and '_', at most 32, starting with a "
+                        "letter or digit")
+    nodes = _nodes(c, data.get("nodes"))
+    # Checks that refer to node names only run when every node is right, so
+    # that one wrong node is one line, not one line per reference to it.
+    complete = bool(nodes) and len(nodes) == len(data["nodes"])
+    if complete and not any(n.api_pe for n in nodes):
+        c.error("nodes", "no node has the role api-pe; at least one must serve the API")
+    if complete and not any(n.datasources for n in nodes):
+        c.error("nodes", "no node has the role datasources; at least one must be able "
+                         "to run the datasource process")
+
+    preferred = _preferred(c, data.get("datasources_preferred_node"), nodes, complete)
+    multi = isinstance(data.get("nodes"), list) and len(data["nodes"]) > 1
+    transport_url = _url(
+        c, data.get("transport_url"), "transport_url",
+        "oslo.messaging transport URL, e.g. rabbit://user:pass@host:5672/",
+        lambda scheme: ("fake:// is in-process only (congress-ha-server --all); a cluster "
+                        "needs a real broker, e.g. rabbit://") if scheme == "fake" else None)
+    database = _url(
+        c, data.get("database_connection"), "database_connection",
+        "SQLAlchemy URL of the shared database, e.g. postgresql+psycopg2://...",
+        lambda scheme: ("sqlite is one node's local file; the nodes of a cluster must "
+                        "share PostgreSQL or MariaDB")
+        if scheme.startswith("sqlite") and multi else None)
+
+    service = _service(c, data.get("service"))
+    vip = _vip(c, data.get("vip"), nodes)
+    haproxy = _haproxy(c, data.get("haproxy"), data.get("vip") is not None,
+                       service.api_port)
+    corosync = _corosync(c, data.get("corosync"))
+    fencing = _fencing(c, data.get("fencing"), nodes if complete else None)
+    resources = _resources(c, data.get("resources"))
+    if c.lines:
+        raise ClusterConfigError(c.lines)
+    assert name is not None and preferred is not None
+    return Cluster(source=source, name=name, nodes=tuple(nodes),
+                   datasources_preferred_node=preferred, transport_url=transport_url,
+                   database_connection=database, vip=vip, haproxy=haproxy,
+                   corosync=corosync, fencing=fencing, service=service,
+                   resources=resources)
+
+
+def _preferred(c: Checker, raw: Any, nodes: list[Node], complete: bool) -> str | None:
+    path = "datasources_preferred_node"
+    candidates = [n for n in nodes if n.datasources]
+    if raw is None:
+        # The first datasources node, so that a minimal file needs no extra key.
+        return candidates[0].name if candidates else None
+    name = c.string(raw, path)
+    if name is None:
+        return None
+    node = next((n for n in nodes if n.name == name), None)
+    if node is None:
+        if complete:
+            c.error(path, f"{name!r} is not the name of a node in nodes")
+        return None
+    if not node.datasources:
+        c.error(path, f"{name!r} does not have the role datasources; the preferred node "
+                      "must be one that may run the datasource process")
+        return None
+    return name
+
+
+__all__ = [
+    "ROLES",
+    "Cluster",
+    "ClusterConfigError",
+    "Corosync",
+    "Duration",
+    "Fencing",
+    "Haproxy",
+    "Monitor",
+    "Node",
+    "Resources",
+    "Service",
+    "Vip",
+    "load_cluster",
+    "parse_cluster",
+    "parse_duration",
+]
