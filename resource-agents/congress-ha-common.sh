@@ -1,0 +1,376 @@
+#!/bin/sh
+#
+# congress-ha-common.sh: what the congress-ha OCF agents (api-pe, datasources)
+# share: start, stop, monitor and validation of one congress-ha-server role.
+#
+# Copyright the congress-ha contributors. License: Apache-2.0.
+#
+# Sourced, never run: the agent first sources ocf-shellfuncs, sets CHA_ROLE
+# (api-pe|datasources), CHA_ROLE_FLAGS (the server's role flags) and its
+# OCF_RESKEY_* parameters, and defines two hooks:
+#   cha_role_healthy   after a successful health check at depth >= 10
+#   cha_role_stopped   after a successful stop
+# It is installed next to the agents, mode 644 (not executable, so Pacemaker
+# never lists it as an agent), and found through the agent's own directory.
+#
+# Exit codes are returned by name; every failure says why through
+# ocf_exit_reason. Depth 0 of monitor forks nothing: it must stay as cheap as
+# ocf:heartbeat:Dummy's monitor.
+
+# shellcheck disable=SC2154 # OCF_RESKEY_* and CHA_ROLE* come from the agent
+
+# Stop and start keep this much of Pacemaker's operation timeout for
+# themselves (to escalate to SIGKILL, to report), in ms: 10%, at least 2 s.
+CHA_MARGIN_MIN_MS=2000
+
+cha_usage() {
+	cat <<END
+usage: $0 {start|stop|monitor|validate-all|meta-data|usage}
+
+Manages the ${CHA_ROLE} role of congress-ha-server. Expects an OCF environment
+(OCF_ROOT, OCF_RESKEY_*); see docs/agents.md.
+END
+}
+
+# -- small helpers (no forks) -------------------------------------------------
+
+# Milliseconds since boot (a monotonic clock) in CHA_NOW_MS, from /proc/uptime.
+cha_now_ms() {
+	read -r _cha_up _cha_idle </proc/uptime
+	_cha_frac=${_cha_up#*.}
+	_cha_frac=${_cha_frac#0}
+	CHA_NOW_MS=$(( ${_cha_up%.*} * 1000 + ${_cha_frac:-0} * 10 ))
+}
+
+# The budget in ms that an action may spend before it must report: Pacemaker's
+# timeout for the operation minus the margin. $1: default timeout in ms.
+cha_budget_ms() {
+	_cha_timeout=${OCF_RESKEY_CRM_meta_timeout:-$1}
+	ocf_is_decimal "$_cha_timeout" || _cha_timeout=$1
+	_cha_margin=$(( _cha_timeout / 10 ))
+	[ "$_cha_margin" -ge "$CHA_MARGIN_MIN_MS" ] || _cha_margin=$CHA_MARGIN_MIN_MS
+	CHA_BUDGET_MS=$(( _cha_timeout - _cha_margin ))
+	[ "$CHA_BUDGET_MS" -ge 1000 ] || CHA_BUDGET_MS=1000
+}
+
+# The requested monitor depth, rounded down to one we implement (OCF: an
+# unknown level runs the next lower one).
+cha_depth() {
+	_cha_level=${OCF_CHECK_LEVEL:-0}
+	ocf_is_decimal "$_cha_level" || _cha_level=0
+	if [ "$_cha_level" -ge 20 ]; then
+		CHA_DEPTH=20
+	elif [ "$_cha_level" -ge 10 ]; then
+		CHA_DEPTH=10
+	else
+		CHA_DEPTH=0
+	fi
+}
+
+# True when PID $1 is alive and is our server: its command line names the
+# binary and the role. A zombie has an empty command line, so it is not.
+cha_is_ours() {
+	_cha_cmdline=""
+	# read drops the NULs between arguments; substrings still match.
+	read -r _cha_cmdline </proc/"$1"/cmdline 2>/dev/null
+	case "$_cha_cmdline" in
+	*"${OCF_RESKEY_binary##*/}"*"$CHA_ROLE_MATCH"*) return 0 ;;
+	esac
+	return 1
+}
+
+# True when PID $1 exists and is not a zombie (whatever it runs).
+cha_alive() {
+	_cha_stat=""
+	read -r _cha_stat </proc/"$1"/stat 2>/dev/null || return 1
+	_cha_stat=${_cha_stat##*) }
+	case "$_cha_stat" in
+	Z* | X* | "") return 1 ;;
+	esac
+	return 0
+}
+
+# State of the recorded process: $OCF_SUCCESS (running, CHA_PID set),
+# $OCF_NOT_RUNNING (no pid file: cleanly stopped), $OCF_ERR_GENERIC (a pid file
+# whose process is gone or is not ours: it died without a stop).
+cha_process_status() {
+	CHA_PID=""
+	[ -e "$OCF_RESKEY_pid" ] || return "$OCF_NOT_RUNNING"
+	read -r CHA_PID <"$OCF_RESKEY_pid" 2>/dev/null
+	ocf_is_decimal "$CHA_PID" || return "$OCF_ERR_GENERIC"
+	cha_is_ours "$CHA_PID" && return "$OCF_SUCCESS"
+	return "$OCF_ERR_GENERIC"
+}
+
+# The last non-empty line of the server's log, for exit reasons.
+cha_last_log_line() {
+	[ -r "$OCF_RESKEY_log" ] || { echo "(no log at $OCF_RESKEY_log)"; return; }
+	tail -n 20 "$OCF_RESKEY_log" | grep -v '^[[:space:]]*$' | tail -n 1
+}
+
+# The node id: the parameter, else the Pacemaker node name, else uname -n.
+cha_node_id() {
+	CHA_NODE_ID=$OCF_RESKEY_node_id
+	[ -n "$CHA_NODE_ID" ] && return
+	CHA_NODE_ID=$(crm_node -n 2>/dev/null) || CHA_NODE_ID=""
+	[ -n "$CHA_NODE_ID" ] || CHA_NODE_ID=$(uname -n)
+}
+
+# -- validation ---------------------------------------------------------------
+
+# What the parameters say, independent of what is installed: OCF_ERR_CONFIGURED.
+cha_validate_params() {
+	if [ -z "$OCF_RESKEY_config" ]; then
+		ocf_exit_reason "parameter config is empty"
+		return "$OCF_ERR_CONFIGURED"
+	fi
+	if ! id -u "$OCF_RESKEY_user" >/dev/null 2>&1; then
+		ocf_exit_reason "user '$OCF_RESKEY_user' does not exist"
+		return "$OCF_ERR_CONFIGURED"
+	fi
+	case "$OCF_RESKEY_node_id" in
+	*:* | *[[:space:]]*)
+		ocf_exit_reason "node_id '$OCF_RESKEY_node_id' must not contain ':' or spaces"
+		return "$OCF_ERR_CONFIGURED" ;;
+	esac
+	for _cha_path in "$OCF_RESKEY_pid" "$OCF_RESKEY_log"; do
+		case "$_cha_path" in
+		/*) ;;
+		*)
+			ocf_exit_reason "pid and log must be absolute paths, not '$_cha_path'"
+			return "$OCF_ERR_CONFIGURED" ;;
+		esac
+	done
+	return "$OCF_SUCCESS"
+}
+
+# What this host must have: OCF_ERR_INSTALLED (or OCF_ERR_PERM). The config
+# file is one of them: missing on one node, the cluster may still run the
+# resource on another (OCF_ERR_CONFIGURED would stop it everywhere).
+cha_validate_env() {
+	if [ ! -f "$OCF_RESKEY_config" ]; then
+		ocf_exit_reason "config file $OCF_RESKEY_config not found on this node"
+		return "$OCF_ERR_INSTALLED"
+	fi
+	if [ ! -r "$OCF_RESKEY_config" ]; then
+		ocf_exit_reason "config file $OCF_RESKEY_config is not readable"
+		return "$OCF_ERR_INSTALLED"
+	fi
+	for _cha_bin in "$OCF_RESKEY_binary" "$OCF_RESKEY_ctl"; do
+		if ! have_binary "$_cha_bin"; then
+			ocf_exit_reason "$_cha_bin not found in PATH ($PATH)"
+			return "$OCF_ERR_INSTALLED"
+		fi
+	done
+	if ! ocf_is_root && [ "$(id -u "$OCF_RESKEY_user")" != "$(id -u)" ]; then
+		ocf_exit_reason "only root can run the server as user '$OCF_RESKEY_user'"
+		return "$OCF_ERR_PERM"
+	fi
+	return "$OCF_SUCCESS"
+}
+
+cha_validate() {
+	cha_validate_params || return $?
+	cha_validate_env
+}
+
+# -- health through congress-ha-ctl ---------------------------------------------
+
+# Ask the shim; CHA_HEALTH_LINE is its one line. Returns OCF_SUCCESS,
+# OCF_NOT_RUNNING (nothing answers), OCF_ERR_CONFIGURED, or OCF_ERR_GENERIC.
+cha_health() {
+	CHA_HEALTH_LINE=$("$OCF_RESKEY_ctl" health --role "$CHA_ROLE" --depth "$1" \
+		--config-file "$OCF_RESKEY_config" 2>&1)
+	_cha_rc=$?
+	CHA_HEALTH_LINE=$(printf '%s\n' "$CHA_HEALTH_LINE" | tail -n 1)
+	case $_cha_rc in
+	0) return "$OCF_SUCCESS" ;;
+	7) return "$OCF_NOT_RUNNING" ;;
+	2 | 6) return "$OCF_ERR_CONFIGURED" ;;
+	5) return "$OCF_ERR_INSTALLED" ;;
+	127) CHA_HEALTH_LINE="$OCF_RESKEY_ctl not found in PATH" ;;
+	esac
+	return "$OCF_ERR_GENERIC"
+}
+
+# -- actions ------------------------------------------------------------------
+
+cha_monitor() {
+	cha_process_status
+	_cha_rc=$?
+	if [ "$_cha_rc" -eq "$OCF_NOT_RUNNING" ]; then
+		if ocf_is_probe; then
+			if ! have_binary "$OCF_RESKEY_binary"; then
+				ocf_log info "$OCF_RESKEY_binary is not installed here"
+				return "$OCF_ERR_INSTALLED"
+			fi
+		else
+			ocf_exit_reason "$CHA_ROLE is not running (no pid file $OCF_RESKEY_pid)"
+		fi
+		return "$OCF_NOT_RUNNING"
+	fi
+	if [ "$_cha_rc" -ne "$OCF_SUCCESS" ]; then
+		# Not a clean stop (that removes the pid file): the process died.
+		ocf_exit_reason "$CHA_ROLE process ${CHA_PID:-?} from $OCF_RESKEY_pid is gone: $(cha_last_log_line)"
+		return "$OCF_ERR_GENERIC"
+	fi
+	cha_depth
+	[ "$CHA_DEPTH" -ge 10 ] || return "$OCF_SUCCESS"
+
+	cha_health "$CHA_DEPTH"
+	_cha_rc=$?
+	case $_cha_rc in
+	"$OCF_SUCCESS")
+		cha_role_healthy
+		return "$OCF_SUCCESS" ;;
+	"$OCF_NOT_RUNNING")
+		# Our process is alive but does not answer: hung, not stopped.
+		ocf_exit_reason "$CHA_ROLE process $CHA_PID runs but does not answer: $CHA_HEALTH_LINE"
+		return "$OCF_ERR_GENERIC" ;;
+	esac
+	ocf_exit_reason "$CHA_HEALTH_LINE"
+	return "$_cha_rc"
+}
+
+# Wait until the process $1 answers health at depth 10, dies, or the budget
+# runs out. $2: 1 when this shell started it (so its exit code can be read).
+cha_wait_healthy() {
+	cha_budget_ms 60000
+	cha_now_ms
+	_cha_deadline=$(( CHA_NOW_MS + CHA_BUDGET_MS ))
+	_cha_config_rc=""
+	while :; do
+		# Our own child may still be between fork and exec: alive is enough.
+		if { [ "$2" = 1 ] && ! cha_alive "$1"; } || { [ "$2" != 1 ] && ! cha_is_ours "$1"; }; then
+			_cha_code="?"
+			if [ "$2" = 1 ]; then
+				wait "$1"
+				_cha_code=$?
+			fi
+			rm -f "$OCF_RESKEY_pid"
+			if [ "$_cha_code" = 2 ]; then
+				ocf_exit_reason "$(cha_last_log_line)"
+				return "$OCF_ERR_CONFIGURED"
+			fi
+			ocf_exit_reason "$CHA_ROLE exited during start (code $_cha_code): $(cha_last_log_line)"
+			return "$OCF_ERR_GENERIC"
+		fi
+		cha_health 10
+		case $? in
+		"$OCF_SUCCESS")
+			ocf_log info "$CHA_ROLE started as PID $1: $CHA_HEALTH_LINE"
+			return "$OCF_SUCCESS" ;;
+		"$OCF_ERR_CONFIGURED")
+			# The server reads the same file and exits 2 on it: wait for
+			# that, so the reason is the server's own.
+			_cha_config_rc=$OCF_ERR_CONFIGURED ;;
+		esac
+		cha_now_ms
+		if [ "$CHA_NOW_MS" -ge "$_cha_deadline" ]; then
+			if [ -n "$_cha_config_rc" ]; then
+				ocf_exit_reason "$CHA_HEALTH_LINE"
+				return "$OCF_ERR_CONFIGURED"
+			fi
+			ocf_exit_reason "$CHA_ROLE (PID $1) not healthy after $(( CHA_BUDGET_MS / 1000 ))s: $CHA_HEALTH_LINE"
+			return "$OCF_ERR_GENERIC"
+		fi
+		sleep 0.2
+	done
+}
+
+cha_start() {
+	cha_validate || return $?
+	if cha_process_status; then
+		ocf_log info "$CHA_ROLE already runs as PID $CHA_PID"
+		cha_wait_healthy "$CHA_PID" 0 || return $?
+		cha_role_healthy
+		return "$OCF_SUCCESS"
+	fi
+	rm -f "$OCF_RESKEY_pid"
+	cha_node_id
+	_cha_bin=$(command -v "$OCF_RESKEY_binary")
+	mkdir -p "${OCF_RESKEY_pid%/*}" "${OCF_RESKEY_log%/*}" || {
+		ocf_exit_reason "cannot create the folders of $OCF_RESKEY_pid and $OCF_RESKEY_log"
+		return "$OCF_ERR_GENERIC"
+	}
+	_cha_runas=""
+	if [ "$(id -u "$OCF_RESKEY_user")" != "$(id -u)" ]; then
+		_cha_runas="setpriv --reuid=$OCF_RESKEY_user --regid=$(id -g "$OCF_RESKEY_user") --init-groups --"
+	fi
+	ocf_log info "starting $_cha_bin $CHA_ROLE_FLAGS as node $CHA_NODE_ID, user $OCF_RESKEY_user, log $OCF_RESKEY_log"
+	# setsid: the server leaves the agent's process group (no fork here: a
+	# background job of a non-interactive shell never leads its group), and
+	# setpriv execs too, so $! is the server's own PID.
+	# shellcheck disable=SC2086 # runas, flags and additional_parameters are word lists
+	(cd / && exec setsid $_cha_runas "$_cha_bin" --config-file "$OCF_RESKEY_config" \
+		--node-id "$CHA_NODE_ID" $CHA_ROLE_FLAGS $OCF_RESKEY_additional_parameters \
+		</dev/null >>"$OCF_RESKEY_log" 2>&1) &
+	_cha_pid=$!
+	if ! echo "$_cha_pid" >"$OCF_RESKEY_pid"; then
+		ocf_exit_reason "cannot write pid file $OCF_RESKEY_pid"
+		kill -KILL "$_cha_pid" 2>/dev/null
+		return "$OCF_ERR_GENERIC"
+	fi
+	cha_wait_healthy "$_cha_pid" 1 || return $?
+	cha_role_healthy
+	return "$OCF_SUCCESS"
+}
+
+# Wait up to $2 ms for PID $1 to be gone; true when it is.
+cha_wait_gone() {
+	cha_now_ms
+	_cha_until=$(( CHA_NOW_MS + $2 ))
+	while cha_is_ours "$1"; do
+		cha_now_ms
+		[ "$CHA_NOW_MS" -lt "$_cha_until" ] || return 1
+		sleep 0.1
+	done
+	return 0
+}
+
+cha_stop() {
+	if ! cha_process_status; then
+		rm -f "$OCF_RESKEY_pid"
+		cha_role_stopped
+		ocf_log info "$CHA_ROLE is not running"
+		return "$OCF_SUCCESS"
+	fi
+	cha_budget_ms 30000
+	ocf_log info "stopping $CHA_ROLE (PID $CHA_PID, SIGTERM, up to ${CHA_BUDGET_MS}ms)"
+	kill -TERM "$CHA_PID" 2>/dev/null
+	if ! cha_wait_gone "$CHA_PID" "$CHA_BUDGET_MS"; then
+		ocf_log warn "$CHA_ROLE (PID $CHA_PID) ignored SIGTERM for ${CHA_BUDGET_MS}ms: SIGKILL"
+		kill -KILL "$CHA_PID" 2>/dev/null
+		if ! cha_wait_gone "$CHA_PID" $(( CHA_MARGIN_MIN_MS / 2 )); then
+			# The cluster must not think it stopped: it will fence this node.
+			ocf_exit_reason "$CHA_ROLE (PID $CHA_PID) survives SIGKILL; cannot stop it"
+			return "$OCF_ERR_GENERIC"
+		fi
+	fi
+	rm -f "$OCF_RESKEY_pid"
+	cha_role_stopped
+	ocf_log info "$CHA_ROLE stopped"
+	return "$OCF_SUCCESS"
+}
+
+# Dispatch the action and exit (the agent's final case, shared).
+cha_main() {
+	case $__OCF_ACTION in
+	meta-data)
+		meta_data
+		exit "$OCF_SUCCESS" ;;
+	usage | help)
+		cha_usage
+		exit "$OCF_SUCCESS" ;;
+	start) cha_start ;;
+	stop) cha_stop ;;
+	monitor) cha_monitor ;;
+	validate-all) cha_validate ;;
+	*)
+		cha_usage
+		exit "$OCF_ERR_UNIMPLEMENTED" ;;
+	esac
+	_cha_rc=$?
+	ocf_log debug "${OCF_RESOURCE_INSTANCE} $__OCF_ACTION: $_cha_rc"
+	exit "$_cha_rc"
+}
