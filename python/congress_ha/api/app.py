@@ -1,39 +1,126 @@
 """The WSGI application (Flask) and its server (waitress) in a thread.
 
-Until the Congress v1 API lands (issue 3), it serves the HA endpoints:
-``GET /healthz`` (liveness, cheap) and ``GET /v1/ha/status``.
+``create_app(service, settings)`` builds Congress's v1 API plus the HA
+extension from the route table (routes.py) over a roles.service.Service.
+Every answer is JSON; every error has Congress's error shape; a 500 is only
+ever a bug, logged with its traceback.
 """
 
 from __future__ import annotations
 
+import hmac
 import logging
+import os
 import threading
-from collections.abc import Callable
 from typing import Any
 
-from flask import Flask, jsonify
+from flask import Flask, request
+from werkzeug.exceptions import HTTPException
+
+from congress_ha.api import openapi, routes
+from congress_ha.api.http import ApiError, error_response
+from congress_ha.api.rows import RowsCache
+from congress_ha.engine import PolicyError
+from congress_ha.errors import ServiceError
 
 LOG = logging.getLogger(__name__)
 
+# Large enough for a push of some 100k short rows, small enough that one
+# request cannot make a PE buffer much: a bigger table goes in several PUTs.
+MAX_BODY = 8 * 1024 * 1024
 
-def create_app(status: Callable[[], dict[str, Any]]) -> Flask:
+
+class TokenFile:
+    """The token of auth_strategy = token, re-read when the file changes."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self.stamp: tuple[int, int] | None = None
+        self.token = b""
+        self.load()
+
+    def load(self) -> bytes:
+        try:
+            st = os.stat(self.path)
+            stamp = (st.st_mtime_ns, st.st_size)
+            if stamp != self.stamp:
+                with open(self.path, "rb") as fh:
+                    token = fh.read().strip()
+                if not token:
+                    raise ValueError(f"[api] token_file {self.path} is empty; write the "
+                                     "API token into it")
+                self.token, self.stamp = token, stamp
+        except OSError as exc:
+            if self.stamp is None:
+                raise ValueError(f"[api] token_file {self.path} cannot be read: "
+                                 f"{exc.strerror}") from None
+            # keep the last good token while the file is being replaced
+        return self.token
+
+    def matches(self, given: str | None) -> bool:
+        return given is not None and hmac.compare_digest(given.encode(), self.load())
+
+
+def create_app(service: Any, settings: Any) -> Flask:
+    """The API over ``service``; ``settings.api`` gives auth_strategy and token_file.
+
+    Raises ValueError (naming the option and file) if the token file is needed
+    and unusable.
+    """
     app = Flask("congress_ha")
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY
+    strategy = getattr(settings.api, "auth_strategy", "noauth") or "noauth"
+    token = TokenFile(settings.api.token_file) if strategy == "token" else None
+    routes.register(app, service, {"openapi": openapi.build(auth=token is not None),
+                                   "rows_cache": RowsCache()})
 
-    @app.get("/healthz")
-    def healthz():
-        return jsonify({"ok": True})
+    if token is not None:
+        @app.before_request
+        def check_token():
+            route = routes.BY_ENDPOINT.get(request.endpoint or "")
+            if route is not None and not route.auth:
+                return None
+            if not token.matches(request.headers.get("X-Auth-Token")):
+                return error_response(401, "authentication required: send the API token "
+                                           "in the X-Auth-Token header")
+            return None
 
-    @app.get("/v1/ha/status")
-    def ha_status():
-        return jsonify(status())
+    @app.errorhandler(ApiError)
+    def api_error(exc: ApiError):
+        return error_response(exc.status, exc.message, exc.data)
 
-    @app.errorhandler(404)
-    def not_found(_exc):
-        return jsonify({"error": {"message": "no such resource", "code": 404}}), 404
+    @app.errorhandler(ServiceError)
+    def service_error(exc: ServiceError):
+        if exc.status >= 500 and exc.status != 503:
+            LOG.error("%s %s failed: %s", request.method, request.path, exc.message)
+        return error_response(exc.status, exc.message)
 
-    @app.errorhandler(405)
-    def not_allowed(_exc):
-        return jsonify({"error": {"message": "method not allowed", "code": 405}}), 405
+    @app.errorhandler(PolicyError)
+    def policy_error(exc: PolicyError):
+        # The engine's rejections are about the input by definition; the
+        # Service should wrap them in InvalidInput, and where it does not yet,
+        # they still must not become a 500.
+        LOG.warning("%s %s: engine error not wrapped by the service: %s",
+                    request.method, request.path, exc)
+        return error_response(400, str(exc))
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException):
+        status = exc.code or 500
+        message = {404: f"the resource could not be found: {request.path}",
+                   405: f"method {request.method} is not supported on {request.path}",
+                   413: f"body larger than {MAX_BODY} bytes; send less per request"}.get(
+                       status, exc.description or exc.name)
+        resp = error_response(status, message)
+        if status == 405 and hasattr(exc, "valid_methods") and exc.valid_methods:
+            resp.headers["Allow"] = ", ".join(exc.valid_methods)
+        return resp
+
+    @app.errorhandler(Exception)
+    def internal_error(exc: Exception):
+        LOG.exception("%s %s: internal error", request.method, request.path)
+        return error_response(500, f"internal error ({type(exc).__name__}); the server "
+                                   "log has the details")
 
     return app
 
