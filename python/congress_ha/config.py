@@ -71,9 +71,6 @@ OPTIONS: tuple[Opt, ...] = (
         "Reconnection attempts for one bus send before it fails with an error.", minimum=0),
     Opt("ha", "run_dir", "str", "/run/congress-ha",
         "Folder of the local control sockets that congress-ha-ctl talks to."),
-    Opt("policy_engine", "action_relay", "str", "",
-        "Interim, until the Datalog engine lands: comma-separated SRC:TABLE=DST:ACTION "
-        "pairs; each row added to SRC:TABLE derives action DST:ACTION(row)."),
 )
 
 _BY_KEY = {(o.group, o.name): o for o in OPTIONS}

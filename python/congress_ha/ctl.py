@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import glob
-import http.client
 import json
 import os
 import sys
@@ -23,7 +22,7 @@ from typing import Any
 from congress_ha import control
 from congress_ha.config import DEFAULT_CONFIG_FILE, ConfigError, parse_file
 
-OCF_SUCCESS, OCF_ERR_GENERIC, OCF_ERR_ARGS, OCF_NOT_RUNNING = 0, 1, 2, 7
+OCF_SUCCESS, OCF_ERR_GENERIC, OCF_ERR_ARGS, OCF_ERR_INSTALLED, OCF_NOT_RUNNING = 0, 1, 2, 5, 7
 
 
 def _settings(path: str):
@@ -55,7 +54,8 @@ def cmd_health(args) -> int:
         if problem:
             print(f"failed: {problem}")
             return OCF_ERR_GENERIC
-    print(f"ok: {answer.get('reason', 'healthy')}")
+    leader = f"; leader={answer.get('leader') or '-'}" if "leader" in answer else ""
+    print(f"ok: {answer.get('reason', 'healthy')}{leader}")
     return OCF_SUCCESS
 
 
@@ -64,6 +64,8 @@ def _check_api(settings, timeout: float) -> str | None:
     if host in ("0.0.0.0", "::", ""):
         host = "127.0.0.1"
     port = settings.api.bind_port
+    import http.client  # only api-pe's check needs it (13 ms of imports)
+
     try:
         conn = http.client.HTTPConnection(host, port, timeout=timeout)
         conn.request("GET", "/healthz")
@@ -206,8 +208,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _health_config_code(exc: ConfigError) -> int:
-    # OCF: a missing config file is "not configured" (6); anything else is bad args.
-    return 6 if "not found" in str(exc) else OCF_ERR_ARGS
+    # A config file missing on this node is "not installed" here (5), so the
+    # cluster may run the resource elsewhere; a bad value is bad args (2).
+    return OCF_ERR_INSTALLED if "not found" in str(exc) else OCF_ERR_ARGS
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field, replace
 
 Member = tuple[str, str]  # (pe member id, incarnation)
+_EPSILON = 1e-3  # past a deadline by this much, so "silent > peer_timeout" holds
 
 
 @dataclass(frozen=True)
@@ -165,6 +166,23 @@ class LeaderState:
         """Time passes: lose silent peers, apply the shadow log's grace and age."""
         return self._expire(now)
 
+    def next_deadline(self) -> float | None:
+        """The earliest time at which ``tick`` can decide something, or None.
+
+        The DSD sleeps until then instead of polling, so a silent leader is
+        lost right when ``peer_timeout`` has passed, not up to a tick later.
+        """
+        times = []
+        if self.leader is not None:
+            peer = self._peers.get(self.leader[0])
+            if peer is not None:
+                times.append(peer.last_heard + self.peer_timeout + _EPSILON)
+        if self._shadow:
+            first = next(iter(self._shadow.values())).first_seen
+            limit = self.shadow_grace if self.shadow_grace else self.shadow_age
+            times.append(first + limit + _EPSILON)
+        return min(times) if times else None
+
     def mark_executed(self, action_ids) -> None:
         """Record ids that already ran (the journal of an earlier DSD)."""
         for action_id in action_ids:
@@ -206,13 +224,18 @@ class LeaderState:
 
     def _expire(self, now: float) -> Decision:
         decision = Decision()
+        # Drop every silent peer first, so that a lost leader's successor is
+        # chosen among PEs that are still live.
+        leader_silent = None
         for pe, peer in list(self._peers.items()):
             silent = now - peer.last_heard
             if silent > self.peer_timeout:
                 del self._peers[pe]
                 if self.leader == (pe, peer.incarnation):
-                    decision.extend(self._lose_leader(
-                        now, f"silent for {silent:.3f}s > peer_timeout {self.peer_timeout}s"))
+                    leader_silent = silent
+        if leader_silent is not None:
+            decision.extend(self._lose_leader(
+                now, f"silent for {leader_silent:.3f}s > peer_timeout {self.peer_timeout}s"))
         while self._shadow:
             action_id, entry = next(iter(self._shadow.items()))
             age = now - entry.first_seen

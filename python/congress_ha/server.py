@@ -82,42 +82,59 @@ class Server:
         self.control = ControlServer(socket_path(self.settings.ha.run_dir, self.role),
                                      self.dispatch)
         self.control.start()
+        sessions = session_factory(open_engine(self.settings.get("database", "connection")))
         self.node.start()  # may raise DuplicateMember
         if self.args.datasources:
             from congress_ha.roles.datasources import DatasourceRole
 
-            sessions = session_factory(open_engine(self.settings.get("database",
-                                                                     "connection")))
             self.dsd = DatasourceRole(self.settings, self.node, self.transport, sessions)
             self.dsd.start()
         if self.args.policy_engine:
-            from congress_ha.roles.policy_engine import PolicyEngineRole
-            from congress_ha.roles.relay import RelayDeriver, parse_relay
+            self._start_policy_engine(sessions)
+        LOG.info("[%s] running (%s)", self.node.member, self.role)
 
-            deriver = RelayDeriver(parse_relay(
-                self.settings.get("policy_engine", "action_relay")))
-            self.pe = PolicyEngineRole(self.settings, self.node, self.transport, deriver)
-            self.pe.start()
+    def _start_policy_engine(self, sessions) -> None:
+        from congress_ha.engine import Engine
+        from congress_ha.roles.dsd_client import DsdClient
+        from congress_ha.roles.policies import PolicyManager
+        from congress_ha.roles.policy_engine import PolicyEngineRole
+        from congress_ha.store.policies import PolicyStore
+
+        lock = threading.RLock()
+        engine = Engine()
+        self.pe = PolicyEngineRole(self.settings, self.node, self.transport, engine, lock)
+        dsd_client = DsdClient(self.transport)
+        policies = PolicyManager(engine, PolicyStore(sessions), lock, self.pe.send_actions,
+                                 self.node.member)
+        policies.broadcast = dsd_client.policy_changed
+        policies.schemas = self.pe.schemas
+        self.pe.policies = policies
+        self.pe.start()
+        policies.ensure_defaults()
         if self.args.api:
             from congress_ha.api.app import ApiServer, create_app
+            from congress_ha.roles.service import Service
 
-            self.api = ApiServer(create_app(self.status),
+            service = Service(self.pe, policies, sessions, dsd_client, self.status)
+            self.api = ApiServer(create_app(service, self.settings),
                                  self.settings.api.bind_host, self.settings.api.bind_port)
             self.api.start()
-        LOG.info("[%s] running (%s)", self.node.member, self.role)
 
     def stop(self) -> None:
         """Goodbye first so peers react at once, then drain and close."""
-        if self.pe:
-            self.pe.stop()
-        if self.dsd:
-            self.dsd.stop()
-        self.node.stop(goodbye=self.exit_code == 0 or self.node.conflict is None)
-        if self.api:
-            self.api.stop()
-        self.transport.stop()
-        if self.control:
-            self.control.stop()
+        steps = [("policy engine", self.pe.stop if self.pe else None),
+                 ("datasources", self.dsd.stop if self.dsd else None),
+                 ("goodbye", lambda: self.node.stop(goodbye=self.node.conflict is None)),
+                 ("api", self.api.stop if self.api else None),
+                 ("bus", self.transport.stop),
+                 ("control socket", self.control.stop if self.control else None)]
+        for name, step in steps:
+            if step is None:
+                continue
+            started = time.monotonic()
+            step()
+            LOG.debug("[%s] stop: %s took %.3fs", self.node.member, name,
+                      time.monotonic() - started)
 
     def _conflict(self, reason: str) -> None:
         self.exit_code = 1
@@ -143,6 +160,13 @@ class Server:
         return True, "ready"
 
     def health(self, depth: int) -> dict[str, Any]:
+        answer = self._health(depth)
+        if self.dsd is not None:
+            # The agent publishes it as a node attribute without a second call.
+            answer["leader"] = self.dsd.heartbeat_state()["leader"]
+        return answer
+
+    def _health(self, depth: int) -> dict[str, Any]:
         if depth < 10:
             return {"ok": True, "reason": f"{self.node.member} running"}
         ok, why = self.node.bus_ok()
@@ -209,7 +233,6 @@ def main(argv: list[str] | None = None) -> int:
 
     from congress_ha.bus.node import DuplicateMember
     from congress_ha.bus.transport import BusError, check_reachable
-    from congress_ha.roles.relay import RelayError
     from congress_ha.store.db import StoreError
 
     server = None
@@ -220,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: stop.set())
         server.start()
-    except (ConfigError, RelayError) as exc:
+    except ConfigError as exc:
         print(f"congress-ha-server: {exc}", file=sys.stderr)
         _abort(server)
         return 2

@@ -32,6 +32,11 @@ def _pct(values: list[float], q: float) -> float:
     return s[k]
 
 
+def _more_actions(cluster, n: int, what: str) -> None:
+    target = len(cluster.actions()) + n
+    wait_for(lambda: len(cluster.actions()) >= target, 20, what)
+
+
 def _leader(dsd) -> str | None:
     st = dsd.status()
     return st.get("datasources", {}).get("leader", {}).get("leader")
@@ -57,17 +62,15 @@ def run(kills: int = 20, terms: int = 20, steady: float = 300.0) -> dict:
         for i, kind in enumerate(plan, 1):
             wait_for(lambda: all(p.running() and p.healthy("api-pe", 20)
                                  for p in pes.values()), 60, "every PE ready")
-            n0 = len(cluster.actions())
-            wait_for(lambda: len(cluster.actions()) >= n0 + 10, 20, "a steady stream")
+            _more_actions(cluster, 10, "a steady stream")
             leader = wait_for(lambda: _leader(dsd), 20, "a leader")
             victim = pes[leader.split(":")[0]]
             t_fault = time.time()
             victim.signal(signal.SIGKILL if kind == "SIGKILL" else signal.SIGTERM)
-            wait_for(lambda: _leader(dsd) not in (None, leader), 10, "a new leader")
+            wait_for(lambda old=leader: _leader(dsd) not in (None, old), 10, "a new leader")
             victim.popen.wait(timeout=10)
             faults.append((kind, t_fault, leader))
-            n1 = len(cluster.actions())
-            wait_for(lambda: len(cluster.actions()) >= n1 + 10, 20, "actions after the fault")
+            _more_actions(cluster, 10, "actions after the fault")
             victim.start()
             print(f"  fault {i}/{len(plan)}: {kind} {leader}", flush=True)
         wait_for(lambda: all(p.healthy("api-pe", 20) for p in pes.values()), 60, "PEs ready")

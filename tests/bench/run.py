@@ -31,7 +31,22 @@ def bench_failover(quick: bool) -> tuple[dict, str]:
     return result, bench_failover.report(result)
 
 
-BENCHES = {"engine": bench_engine, "failover": bench_failover}
+def bench_agents(quick: bool) -> tuple[dict, str]:
+    from tests.bench import bench_agents
+
+    result = bench_agents.run()
+    return result, bench_agents.report(result)
+
+
+def bench_api(quick: bool) -> tuple[dict, str]:
+    from tests.bench import bench_api
+
+    result = bench_api.run()
+    return result, bench_api.report(result)
+
+
+BENCHES = {"engine": bench_engine, "api": bench_api, "agents": bench_agents,
+           "failover": bench_failover}
 
 
 def main() -> int:

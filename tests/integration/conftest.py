@@ -11,6 +11,8 @@ import pytest
 from tests.support.broker import Broker
 from tests.support.procs import Cluster
 
+WINDOW = 100  # ticks kept in the ticker's table: the burst of actions at start
+
 
 @pytest.fixture(scope="module")
 def broker():
@@ -26,13 +28,16 @@ def broker():
 def cluster(broker, request):
     base = Path(tempfile.mkdtemp(prefix="chit-cluster-"))
     c = Cluster(base, broker.url)
-    c.seed_datasources(rate=20, window=400)
+    c.seed_datasources(rate=20, window=WINDOW)
     yield c
     c.stop_all()
-    if request.node.rep_call.failed if hasattr(request.node, "rep_call") else False:
+    failed = getattr(request.node, "rep_call", None)
+    if failed is not None and failed.failed:
+        print(f"logs and action log kept in {base}")  # shown with the failure
         for proc in c.procs.values():
             print(f"==== {proc.name} log ====\n{proc.logtext()[-4000:]}")
-    shutil.rmtree(base, ignore_errors=True)
+    else:
+        shutil.rmtree(base, ignore_errors=True)
 
 
 @pytest.hookimpl(tryfirst=True, hookwrapper=True)

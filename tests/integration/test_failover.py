@@ -16,6 +16,7 @@ from collections import Counter
 
 import pytest
 
+from tests.integration.conftest import WINDOW
 from tests.support.broker import free_port
 from tests.support.procs import VENV_BIN, wait_for
 
@@ -28,6 +29,9 @@ def start(cluster, pes=3):
     wait_for(lambda: all(p.healthy("api-pe", 20) for p in nodes), 40, "every PE ready")
     wait_for(lambda: dsd.healthy("datasources", 20), 20, "the DSD ready")
     wait_for(lambda: leader_of(dsd), 10, "a leader")
+    # The ticker's whole window turns into actions at once, in no set order;
+    # from then on one tick is one action, in order.
+    wait_for(lambda: len(cluster.actions()) >= WINDOW + 5, 30, "the first burst executed")
     return dsd, nodes
 
 

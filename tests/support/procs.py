@@ -97,11 +97,10 @@ class Cluster:
     """A set of server processes over one broker and one database."""
 
     def __init__(self, base: Path, transport_url: str, db_url: str | None = None,
-                 relay: str = "ticks:tick=out:log", extra: str = ""):
+                 extra: str = ""):
         self.base = base
         self.transport_url = transport_url
         self.db_url = db_url or f"sqlite:///{base / 'congress.sqlite'}"
-        self.relay = relay
         self.extra = extra
         self.procs: dict[str, Proc] = {}
         self.action_log = base / "actions.jsonl"
@@ -112,10 +111,11 @@ class Cluster:
         conf = self.base / name / "congress-ha.conf"
         conf.write_text(
             f"[DEFAULT]\ntransport_url = {self.transport_url}\nnode_id = {name}\n"
+            # CH_TEST_DEBUG=1 makes every test process log at DEBUG level.
+            f"debug = {'true' if os.environ.get('CH_TEST_DEBUG') else 'false'}\n"
             f"[api]\nbind_host = 127.0.0.1\nbind_port = {api_port or free_port()}\n"
             f"[database]\nconnection = {self.db_url}\n"
-            f"[ha]\nrun_dir = {run_dir}\n{self.extra}\n"
-            f"[policy_engine]\naction_relay = {self.relay}\n{extra}")
+            f"[ha]\nrun_dir = {run_dir}\n{self.extra}\n{extra}")
         return conf, run_dir
 
     def add(self, name: str, roles: list[str], extra: str = "") -> Proc:
@@ -131,14 +131,20 @@ class Cluster:
     def add_dsd(self, name: str) -> Proc:
         return self.add(name, ["--datasources"])
 
-    def seed_datasources(self, rate: float = 20.0, window: int = 50) -> None:
+    def seed_datasources(self, rate: float = 20.0, window: int = 50,
+                         rule: str = "execute[out:log(n)] :- ticks:tick(n)") -> None:
+        """A ticker, a file datasource logging actions, and a policy joining them."""
         from congress_ha.store.datasources import add_datasource, list_datasources
         from congress_ha.store.db import open_engine, session_factory
+        from congress_ha.store.policies import PolicyStore
 
         sessions = session_factory(open_engine(self.db_url))
         if not list_datasources(sessions, enabled_only=False):
             add_datasource(sessions, "ticks", "ticker", {"rate": rate, "window": window})
             add_datasource(sessions, "out", "file", {"action_log": str(self.action_log)})
+            store = PolicyStore(sessions)
+            store.create_policy(store.revision(), "ticking", "", "ticks to actions",
+                                "nonrecursive", rules=[(rule, "tick-log", "")])
 
     def actions(self) -> list[dict]:
         if not self.action_log.exists():

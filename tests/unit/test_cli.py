@@ -59,9 +59,9 @@ def test_health_says_not_running_with_ocf_code_7(tmp_path):
     assert r.stdout.startswith("not running")
 
 
-def test_health_with_a_missing_config_is_not_configured(tmp_path):
+def test_health_with_a_missing_config_is_not_installed_on_this_node(tmp_path):
     r = run(CTL, "health", "--role", "datasources", "--config-file", str(tmp_path / "x"))
-    assert r.returncode == 6
+    assert r.returncode == 5
     assert "config file not found" in r.stderr
 
 

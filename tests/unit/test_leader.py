@@ -86,6 +86,15 @@ def test_silent_leader_is_lost_after_peer_timeout_and_live_pe_takes_over():
     assert "silent" in d.changes[0].reason
 
 
+def test_a_successor_is_never_a_pe_that_went_silent_too():
+    s = make()
+    s.heard("a", "1", True, 0.0)
+    s.heard("b", "1", True, 0.5)
+    d = s.tick(2.0)  # both silent by now
+    assert s.leader is None
+    assert [c.new for c in d.changes] == [None]
+
+
 def test_loss_with_no_live_pe_waits_for_the_next_one_heard():
     s = make()
     s.heard("a", "1", True, 0.0)
@@ -295,3 +304,17 @@ def test_property_without_restarts_no_loss_even_without_the_safety_net(evts):
     executed, survivors = run_world(evts, grace=0)
     assert len(executed) == len(set(executed))
     assert survivors <= set(executed)
+
+
+def test_next_deadline_is_the_leaders_expiry_or_the_oldest_grace():
+    s = make(shadow_grace=2.0)
+    assert s.next_deadline() is None
+    s.heard("a", "1", True, 10.0)
+    assert abs(s.next_deadline() - (10.0 + PT)) < 0.01
+    s.request(req(1, "b"), 10.5)
+    s.heard("a", "1", True, 10.9)
+    s.heard("a", "1", True, 11.8)
+    s.heard("a", "1", True, 12.0)
+    assert abs(s.next_deadline() - 12.5) < 0.01  # the shadow entry's grace comes first
+    d = s.tick(s.next_deadline())
+    assert [e.reason for e in d.execute] == ["grace"]

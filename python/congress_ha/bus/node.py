@@ -29,9 +29,13 @@ class DuplicateMember(Exception):
 
 
 class Listener(Protocol):
+    """Any of these methods; a listener implements those it needs."""
+
     def on_heartbeat(self, hb: Heartbeat, now: float) -> None: ...
     def on_goodbye(self, member: str, incarnation: str, now: float) -> None: ...
     def on_peer_event(self, event: PeerEvent, now: float) -> None: ...
+    def on_policy_changed(self, revision: int) -> None: ...
+    def on_datasources_changed(self) -> None: ...
 
 
 class BusNode:
@@ -175,8 +179,11 @@ class BusNode:
 
     def _notify(self, method: str, *args) -> None:
         for listener in self.listeners:
+            handler = getattr(listener, method, None)
+            if handler is None:
+                continue  # listeners implement only the events they care about
             try:
-                getattr(listener, method)(*args)
+                handler(*args)
             except Exception:  # noqa: BLE001 - one listener must not stop the others
                 LOG.exception("[%s] %s failed", self.member, method)
 
@@ -209,3 +216,9 @@ class HeartbeatEndpoint:
 
     def goodbye(self, ctxt, member: str, incarnation: str) -> None:
         self.node.goodbye_in(member, incarnation)
+
+    def policy_changed(self, ctxt, revision: int) -> None:
+        self.node._notify("on_policy_changed", revision)
+
+    def datasources_changed(self, ctxt) -> None:
+        self.node._notify("on_datasources_changed")

@@ -23,6 +23,10 @@ class Driver:
     tables: dict[str, list[str]] = {}
     #: action names; None means the driver accepts any action name
     actions: list[str] | None = []
+    description: str = ""
+    #: config key -> help text
+    config_help: dict[str, str] = {}
+    last_error: str | None = None
 
     def __init__(self, name: str, config: dict[str, Any], publish: Publish):
         self.name = name
@@ -44,6 +48,12 @@ class Driver:
 
     def execute(self, action: str, args: list, context: dict[str, Any]) -> None:
         raise DriverError(f"datasource {self.name}: driver has no action {action!r}")
+
+    def refresh(self) -> None:
+        """Re-read the source now (request-refresh); polling drivers override."""
+        poll = getattr(self, "poll", None)
+        if poll is not None:
+            poll()
 
     def _every(self, interval: float, fn: Callable[[], None], name: str) -> None:
         def loop():

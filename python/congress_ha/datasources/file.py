@@ -1,23 +1,32 @@
-"""The ``file`` driver: executes any action by appending one JSON line to a log.
+"""The ``file`` driver: rows from files, and actions logged as JSON lines.
 
-Config: ``{"action_log": FILE}``.  Each execution appends exactly one line
-``{"action_id", "action", "args", "leader", "executed_at"}`` and flushes it,
-so tests and operators can count every execution.
+Config: ``{"path": FILE_OR_DIR (optional), "action_log": FILE,
+"poll_interval": seconds (default 5)}``.  ``path`` holds tables as JSON or
+YAML (``{"table": [[...], ...]}``) or CSV (one table per file, named after the
+file, first line the column names); a directory holds several such files.
+Any action name is accepted: executing one appends exactly one line
+``{"action_id", "action", "args", "leader", "executed_at"}`` to action_log
+and flushes it, so tests and operators can count every execution.
 """
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 from congress_ha.datasources.base import Driver, DriverError
 
 
 class FileDriver(Driver):
-    tables: dict[str, list[str]] = {}
+    description = "Rows from JSON, YAML or CSV files; any action appends a JSON line."
+    config_help = {"path": "optional file or folder of .json/.yaml/.csv tables",
+                   "action_log": "file each executed action is appended to",
+                   "poll_interval": "seconds between re-reads of path (default 5)"}
     actions = None  # any action name
 
     def __init__(self, name, config, publish):
@@ -26,7 +35,59 @@ class FileDriver(Driver):
         if not self.action_log or not isinstance(self.action_log, str):
             raise DriverError(f"datasource {name}: file driver needs config "
                               "'action_log': the path of the file actions are logged to")
+        self.path = self.config.get("path")
+        if self.path is not None and not isinstance(self.path, str):
+            raise DriverError(f"datasource {name}: 'path' must be a file or folder path")
+        try:
+            self.poll_interval = float(self.config.get("poll_interval", 5))
+        except (TypeError, ValueError):
+            raise DriverError(f"datasource {name}: 'poll_interval' must be a number") from None
         self._lock = threading.Lock()
+        self._files = self._read() if self.path else {}
+
+    def schema(self) -> dict[str, list[str]]:
+        return {t: cols for t, (cols, _) in self._files.items()}
+
+    def start(self) -> None:
+        if self.path:
+            self.poll()
+            self._every(self.poll_interval, self.poll, f"file-{self.name}")
+
+    def poll(self) -> None:
+        try:
+            tables = self._read()
+        except DriverError as exc:
+            self.last_error = str(exc)
+            return
+        for table, (_cols, rows) in tables.items():
+            self.publish(table, rows)
+
+    def _read(self) -> dict[str, tuple[list[str], list[tuple]]]:
+        base = Path(self.path)
+        files = sorted(base.iterdir()) if base.is_dir() else [base]
+        tables: dict[str, tuple[list[str], list[tuple]]] = {}
+        for f in files:
+            try:
+                if f.suffix == ".csv":
+                    with f.open(newline="") as fh:
+                        reader = list(csv.reader(fh))
+                    if reader:
+                        tables[f.stem] = (reader[0], [tuple(_num(v) for v in r)
+                                                      for r in reader[1:] if r])
+                elif f.suffix in (".json", ".yaml", ".yml"):
+                    text = f.read_text()
+                    if f.suffix == ".json":
+                        data = json.loads(text)
+                    else:
+                        import yaml
+                        data = yaml.safe_load(text)
+                    for table, rows in (data or {}).items():
+                        rows = [tuple(r) for r in rows]
+                        width = len(rows[0]) if rows else 0
+                        tables[table] = ([f"col{i}" for i in range(width)], rows)
+            except (OSError, ValueError, TypeError, AttributeError) as exc:
+                raise DriverError(f"datasource {self.name}: cannot read {f}: {exc}") from None
+        return tables
 
     def execute(self, action: str, args: list, context: dict[str, Any]) -> None:
         line = json.dumps({"action_id": context.get("action_id"), "action": action,
@@ -38,3 +99,12 @@ class FileDriver(Driver):
                 os.write(fd, (line + "\n").encode())
             finally:
                 os.close(fd)
+
+
+def _num(value: str):
+    for kind in (int, float):
+        try:
+            return kind(value)
+        except ValueError:
+            pass
+    return value

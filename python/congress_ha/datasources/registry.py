@@ -2,19 +2,51 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from congress_ha.datasources.base import Driver, DriverError
 from congress_ha.datasources.file import FileDriver
+from congress_ha.datasources.push import PushDriver
 from congress_ha.datasources.ticker import TickerDriver
+from congress_ha.errors import InvalidInput, NotFound
 
 DRIVERS: dict[str, type[Driver]] = {
     "file": FileDriver,
+    "push": PushDriver,
     "ticker": TickerDriver,
 }
 
 
-def make_driver(name: str, driver: str, config: dict, publish) -> Driver:
+def make_driver(name: str, driver: str, config: dict, publish, **extra) -> Driver:
     cls = DRIVERS.get(driver)
     if cls is None:
         raise DriverError(f"datasource {name}: unknown driver {driver!r}; known drivers: "
                           f"{', '.join(sorted(DRIVERS))}")
-    return cls(name, config, publish)
+    return cls(name, config, publish, **extra)
+
+
+def validate_config(name: str, driver: str, config: Any) -> None:
+    """Build the driver offline (nothing starts) to check its config: InvalidInput if bad."""
+    if not isinstance(config, dict):
+        raise InvalidInput(f"datasource {name}: config must be a JSON object")
+    try:
+        make_driver(name, driver, config, lambda *_: None)
+    except DriverError as exc:
+        raise InvalidInput(str(exc)) from None
+
+
+def driver_info(driver: str, config: dict | None = None) -> dict[str, Any]:
+    """Name, description, tables, actions (None: any) and config keys of a driver."""
+    cls = DRIVERS.get(driver)
+    if cls is None:
+        raise NotFound(f"driver {driver!r} not found")
+    tables: dict[str, list[str]] = dict(getattr(cls, "tables", {}) or {})
+    if config is not None:
+        try:
+            tables = make_driver("info", driver, config, lambda *_: None).schema()
+        except DriverError:
+            pass
+    actions = cls.actions
+    return {"name": driver, "description": getattr(cls, "description", ""),
+            "tables": tables, "actions": None if actions is None else list(actions),
+            "config": dict(getattr(cls, "config_help", {}))}

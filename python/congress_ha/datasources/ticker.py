@@ -16,6 +16,8 @@ from congress_ha.datasources.base import Driver, DriverError
 
 
 class TickerDriver(Driver):
+    description = "A steady stream of rows tick(n), for demos and benchmarks."
+    config_help = {"rate": "ticks per second (default 20)", "window": "rows kept (50)"}
     tables = {"tick": ["n"]}
     actions: list[str] = []
 

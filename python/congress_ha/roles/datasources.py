@@ -20,13 +20,16 @@ from congress_ha.bus.peers import PeerEvent
 from congress_ha.bus.tables import TablePublisher
 from congress_ha.bus.transport import TOPIC_DSD, TOPIC_TABLES, BusError, Transport
 from congress_ha.datasources.base import Driver, DriverError
+from congress_ha.datasources.push import PushDriver
 from congress_ha.datasources.registry import make_driver
 from congress_ha.leader import Decision, Execute, LeaderState, Request
-from congress_ha.store.datasources import list_datasources
+from congress_ha.store.datasources import list_datasources, pushed_rows, save_pushed_rows
 from congress_ha.store.db import StoreError
 from congress_ha.store.journal import Journal
 
 LOG = logging.getLogger(__name__)
+DATASOURCE_POLL = 5.0  # seconds: the backstop for a missed datasources_changed
+MAX_SLEEP = 0.05  # seconds the leader clock sleeps at most between two ticks
 
 
 class DatasourceRole:
@@ -45,6 +48,9 @@ class DatasourceRole:
         self.journal = Journal(sessions) if ha.action_journal else None
         self.publisher = TablePublisher(node.incarnation)
         self.drivers: dict[str, Driver] = {}
+        self.definitions: dict[str, tuple[str, str]] = {}  # name -> (driver, config json)
+        self.updates: dict[str, tuple[int, float]] = {}    # name -> (count, wall time)
+        self._reload_due = threading.Event()
         self.errors: dict[str, str] = {}
         self.lock = threading.RLock()
         self.executions: queue.Queue[Execute | None] = queue.Queue()
@@ -62,11 +68,12 @@ class DatasourceRole:
             ids = self.journal.recent_ids()
             self.leader.mark_executed(ids)
             LOG.info("[%s] journal: %d executed actions known", self.node.member, len(ids))
-        self.load_datasources()
+        self.reload_datasources()
         self.node.listeners.append(self)
         self.transport.serve(TOPIC_DSD, self.node.member, DsdEndpoint(self))
         self.accepting = True
-        for target, name in ((self._executor, "executor"), (self._ticker, "leader-tick")):
+        for target, name in ((self._executor, "executor"), (self._ticker, "leader-tick"),
+                             (self._reloader, "datasource-reload")):
             t = threading.Thread(target=target, name=name, daemon=True)
             t.start()
             self._threads.append(t)
@@ -75,33 +82,74 @@ class DatasourceRole:
         """Stop taking requests (they wait in the queue for a successor), drain."""
         self.accepting = False
         self._stop.set()
+        self._reload_due.set()
         self.executions.put(None)
         for t in self._threads:
             t.join(timeout=3)
         for driver in self.drivers.values():
             driver.stop()
 
-    def load_datasources(self) -> None:
-        for ds in list_datasources(self.sessions):
-            if ds.name in self.drivers:
+    def reload_datasources(self) -> None:
+        """Run exactly the enabled datasources of the database, as configured there."""
+        try:
+            wanted = {ds.name: ds for ds in list_datasources(self.sessions)}
+        except Exception as exc:  # noqa: BLE001 - keep running what runs; retry later
+            LOG.warning("[%s] cannot read datasources: %s", self.node.member, exc)
+            return
+        for name in list(self.drivers):
+            ds = wanted.get(name)
+            if ds is None or self.definitions.get(name) != _definition(ds):
+                self._stop_driver(name, "removed" if ds is None else "reconfigured")
+        for name, ds in wanted.items():
+            if name in self.drivers:
                 continue
+            extra = {"persisted": pushed_rows(self.sessions, name)} if ds.driver == "push" \
+                else {}
             try:
                 driver = make_driver(ds.name, ds.driver, ds.config,
-                                     self._publisher_for(ds.name))
+                                     self._publisher_for(ds.name), **extra)
             except DriverError as exc:
-                self.errors[ds.name] = str(exc)
-                LOG.error("[%s] %s", self.node.member, exc)
+                if self.errors.get(name) != str(exc):
+                    LOG.error("[%s] %s", self.node.member, exc)
+                self.errors[name] = str(exc)
                 continue
+            self.errors.pop(name, None)
             with self.lock:
                 self.publisher.add_datasource(ds.name, driver.schema())
                 self.drivers[ds.name] = driver
+                self.definitions[ds.name] = _definition(ds)
             driver.start()
             LOG.info("[%s] datasource %s (%s) started", self.node.member, ds.name, ds.driver)
+        for name in list(self.errors):
+            if name not in wanted:
+                del self.errors[name]
+
+    def _stop_driver(self, name: str, why: str) -> None:
+        with self.lock:
+            driver = self.drivers.pop(name)
+            self.definitions.pop(name, None)
+            self.publisher.remove_datasource(name)
+        driver.stop()
+        LOG.info("[%s] datasource %s %s", self.node.member, name, why)
+
+    def on_datasources_changed(self) -> None:
+        self._reload_due.set()
+
+    def _reloader(self) -> None:
+        while not self._stop.is_set():
+            self._reload_due.wait(DATASOURCE_POLL)
+            self._reload_due.clear()
+            if not self._stop.is_set():
+                self.reload_datasources()
 
     def _publisher_for(self, name: str):
         def publish(table: str, rows) -> None:
             with self.lock:
+                if name not in self.publisher.seqs:
+                    return  # stopped meanwhile
                 delta = self.publisher.replace(name, table, rows)
+                count, _ = self.updates.get(name, (0, 0.0))
+                self.updates[name] = (count + 1, time.time())
             if delta is None:
                 return
             try:
@@ -143,12 +191,20 @@ class DatasourceRole:
         for text in decision.warnings:
             LOG.warning("[%s] %s", self.node.member, text)
         for ex in decision.execute:
+            LOG.debug("[%s] execute %s (%s)", self.node.member, ex.request.action_id, ex.reason)
             self.executions.put(ex)
 
     def _ticker(self) -> None:
-        # Loss detection lags silence by at most one period: keep it small.
-        period = min(0.02, self.settings.ha.heartbeat_interval / 10)
-        while not self._stop.wait(period):
+        # Sleep until the machine's next deadline (a leader's expiry, a shadow
+        # entry's grace), capped so that a deadline that appears meanwhile
+        # (a new leader) is seen within MAX_SLEEP.
+        while not self._stop.is_set():
+            with self.lock:
+                deadline = self.leader.next_deadline()
+            now = self.clock()
+            sleep = MAX_SLEEP if deadline is None else min(MAX_SLEEP, max(0.0, deadline - now))
+            if self._stop.wait(sleep):
+                return
             self._apply(lambda: self.leader.tick(self.clock()))
 
     # -- execution ------------------------------------------------------------
@@ -229,6 +285,59 @@ class DatasourceRole:
                              "reason": c.reason} for c in self.leader.history],
             }
 
+    # -- API requests (over RPC from api-pe processes) ------------------------
+
+    def push_rows(self, datasource: str, table: str, rows: list) -> dict[str, Any]:
+        driver = self.drivers.get(datasource)
+        if driver is None:
+            return _error("not_found", f"datasource {datasource!r} does not run on "
+                          f"{self.node.member}: {self.errors.get(datasource, 'unknown')}")
+        if not isinstance(driver, PushDriver):
+            return _error("invalid", f"datasource {datasource} ({type(driver).__name__}) "
+                          "does not accept pushed rows; use a datasource of driver 'push'")
+        try:
+            normalized = driver.normalize(table, rows)
+        except DriverError as exc:
+            return _error("invalid", f"datasource {datasource} table {table}: {exc}")
+        # Stored first, so a DSD restarted anywhere publishes the same rows again.
+        save_pushed_rows(self.sessions, datasource, table, [list(r) for r in normalized])
+        driver.publish(table, normalized)
+        return {"ok": True, "rows": len(normalized)}
+
+    def status_of(self, datasource: str) -> dict[str, Any]:
+        if datasource not in self.drivers and datasource not in self.errors:
+            return _error("not_found", f"datasource {datasource!r} is not known to the DSD")
+        count, when = self.updates.get(datasource, (0, 0.0))
+        driver = self.drivers.get(datasource)
+        return {"initialized": driver is not None,
+                "number_of_updates": count,
+                "last_updated": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(when))
+                if when else None,
+                "last_error": self.errors.get(datasource) or (driver.last_error if driver
+                                                               else None),
+                "seq": self.publisher.seqs.get(datasource), "dsd": self.node.member}
+
+    def execute_direct(self, datasource: str, action: str, args: list) -> dict[str, Any]:
+        driver = self.drivers.get(datasource)
+        if driver is None:
+            return _error("not_found", f"datasource {datasource!r} does not run here")
+        if driver.actions is not None and action not in driver.actions:
+            return _error("invalid", f"datasource {datasource} has no action {action!r}; "
+                          f"its actions: {', '.join(driver.actions) or 'none'}")
+        try:
+            driver.execute(action, list(args), {"action_id": None, "leader": "api",
+                                                "reason": "api"})
+        except Exception as exc:  # noqa: BLE001 - report the driver's failure
+            return _error("invalid", f"{datasource}:{action} failed: {exc}")
+        return {"ok": True}
+
+    def refresh(self, datasource: str) -> dict[str, Any]:
+        driver = self.drivers.get(datasource)
+        if driver is None:
+            return _error("not_found", f"datasource {datasource!r} does not run here")
+        driver.refresh()
+        return {"ok": True}
+
     def snapshot(self, datasource: str) -> dict[str, Any]:
         with self.lock:
             if datasource not in self.publisher.seqs:
@@ -253,3 +362,25 @@ class DsdEndpoint:
 
     def leader_status(self, ctxt) -> dict:
         return self.role.leader_view()
+
+    def push_rows(self, ctxt, datasource: str, table: str, rows: list) -> dict:
+        return self.role.push_rows(datasource, table, rows)
+
+    def datasource_status(self, ctxt, datasource: str) -> dict:
+        return self.role.status_of(datasource)
+
+    def execute_direct(self, ctxt, datasource: str, action: str, args: list) -> dict:
+        return self.role.execute_direct(datasource, action, args)
+
+    def refresh(self, ctxt, datasource: str) -> dict:
+        return self.role.refresh(datasource)
+
+
+def _error(kind: str, message: str) -> dict[str, Any]:
+    return {"error": message, "kind": kind}
+
+
+def _definition(ds) -> tuple[str, str]:
+    import json
+
+    return ds.driver, json.dumps(ds.config or {}, sort_keys=True)

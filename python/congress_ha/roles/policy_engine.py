@@ -1,9 +1,11 @@
 """The policy-engine (PE) role: a replica of every table, actions derived and sent.
 
 The PE applies the DSD's table deltas in sequence (``TableReplica``), asks for
-a snapshot when it falls out of sequence, feeds what changed to its deriver,
-and casts one execution request per derived action to the DSD.  Every PE does
-this; the DSD decides whose requests run.
+a snapshot when it falls out of sequence, feeds what changed to its Datalog
+engine, and casts one execution request per action the engine derives to the
+DSD.  Every PE does this; the DSD decides whose requests run.  Policies reach
+the engine through the ``PolicyManager`` (roles/policies.py), synced on a
+``policy_changed`` broadcast and by a poll every ``POLICY_POLL`` seconds.
 """
 
 from __future__ import annotations
@@ -18,27 +20,29 @@ from congress_ha.bus.node import BusNode
 from congress_ha.bus.peers import PeerEvent
 from congress_ha.bus.tables import Change, TableReplica
 from congress_ha.bus.transport import TOPIC_DSD, TOPIC_TABLES, BusError, Transport
-from congress_ha.roles.relay import DerivedAction
 
 LOG = logging.getLogger(__name__)
+POLICY_POLL = 2.0  # seconds: the backstop for a missed policy_changed broadcast
 
 
 class PolicyEngineRole:
-    def __init__(self, settings, node: BusNode, transport: Transport, deriver,
+    def __init__(self, settings, node: BusNode, transport: Transport, engine, lock,
                  clock=time.monotonic):
         self.settings = settings
         self.node = node
         self.transport = transport
-        self.deriver = deriver
+        self.engine = engine
+        self.policies = None  # a PolicyManager, set by the server
         self.clock = clock
         # Two heartbeats behind with no delta arriving means deltas were lost.
         self.replica = TableReplica(behind_grace=2 * settings.ha.heartbeat_interval)
-        self.lock = threading.RLock()
+        self.lock = lock  # shared with the PolicyManager: one engine, one lock
         self.dsd: tuple[str, str] | None = None  # (member, incarnation) of the live DSD
         self.announced: list[str] = []
         self.sent = 0
         self.send_failures = 0
         self.sending = False
+        self._policy_due = False
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -76,7 +80,7 @@ class PolicyEngineRole:
             self.announced = sorted(hb.seqs)
             actions = self._derive(self.replica.on_heartbeat(hb.incarnation, hb.seqs, now))
             needs = self.replica.needs_snapshot()
-        self._send(actions)
+        self.send_actions(actions)
         if needs:
             self._wake.set()
 
@@ -97,18 +101,27 @@ class PolicyEngineRole:
         with self.lock:
             actions = self._derive(self.replica.on_delta(delta))
             needs = self.replica.needs_snapshot()
-        self._send(actions)
+        self.send_actions(actions)
         if needs:
             self._wake.set()
 
     # -- snapshots ------------------------------------------------------------
 
+    def on_policy_changed(self, revision: int) -> None:
+        self._policy_due = True
+        self._wake.set()
+
     def _sync_loop(self) -> None:
+        next_poll = 0.0
         while not self._stop.is_set():
             self._wake.wait(self.settings.ha.heartbeat_interval)
             self._wake.clear()
             if self._stop.is_set():
                 return
+            if self.policies is not None and (self._policy_due or self.clock() >= next_poll):
+                self._policy_due = False
+                next_poll = self.clock() + POLICY_POLL
+                self.policies.sync()
             with self.lock:
                 needed = [n for n in self.replica.needs_snapshot() if n in self.announced]
             for name in needed:
@@ -124,22 +137,29 @@ class PolicyEngineRole:
             return  # the DSD no longer has it; its next heartbeat drops it
         snap = Snapshot.from_dict(data)
         with self.lock:
-            actions = self._derive(self.replica.on_snapshot(snap))
+            self.engine.set_schema(snap.datasource, snap.schema)
+            changes = self.replica.on_snapshot(snap)
+            actions = self._derive(changes)
+        LOG.debug("[%s] snapshot of %s: %d rows changed, %d actions", self.node.member, name,
+                  sum(len(c.added) + len(c.removed) for c in changes), len(actions))
         LOG.info("[%s] resynced %s from a snapshot at seq %d", self.node.member, name,
                  snap.seq)
-        self._send(actions)
+        self.send_actions(actions)
 
     # -- actions --------------------------------------------------------------
 
-    def _derive(self, changes: list[Change]) -> list[DerivedAction]:
-        """Called under the lock, so the deriver sees changes in replica order."""
-        return self.deriver.apply(changes) if changes else []
+    def _derive(self, changes: list[Change]) -> list:
+        """Called under the lock, so the engine sees changes in replica order."""
+        actions: list = []
+        for c in changes:
+            actions += self.engine.apply_delta(c.datasource, c.table, c.added, c.removed)
+        return actions
 
-    def _send(self, actions: list[DerivedAction]) -> None:
+    def send_actions(self, actions: list) -> None:
         for action in actions:
             self.request_action(action)
 
-    def request_action(self, action: DerivedAction) -> None:
+    def request_action(self, action) -> None:
         """Cast one execution request to the DSD: the call the engine makes."""
         if not self.sending:
             return
@@ -149,6 +169,8 @@ class PolicyEngineRole:
         try:
             self.transport.cast(TOPIC_DSD, "execute_action", request=request)
             self.sent += 1
+            LOG.debug("[%s] requested %s %s:%s%s", self.node.member, action.action_id,
+                      action.datasource, action.action, list(action.args))
         except BusError as exc:
             self.send_failures += 1
             LOG.error("[%s] action %s not sent: %s", self.node.member, action.action_id, exc)
@@ -162,11 +184,27 @@ class PolicyEngineRole:
             missing = [n for n in self.announced if not self.replica.is_synced([n])]
             if missing:
                 return False, "not synced: " + ", ".join(missing)
+            if self.policies is not None and self.policies.revision < 0:
+                return False, "policies not loaded yet"
             return True, f"synced with {self.dsd[0]} ({len(self.announced)} datasources)"
+
+    def schema(self, datasource: str) -> dict[str, list[str]] | None:
+        with self.lock:
+            rep = self.replica.replicas.get(datasource)
+            return dict(rep.schema) if rep is not None and rep.schema else None
+
+    def schemas(self) -> dict[str, dict[str, list[str]]]:
+        with self.lock:
+            return {n: dict(r.schema) for n, r in self.replica.replicas.items() if r.schema}
+
+    def rows(self, datasource: str, table: str) -> set[tuple]:
+        with self.lock:
+            return self.replica.rows(datasource, table)
 
     def view(self) -> dict[str, Any]:
         with self.lock:
             return {"dsd": self.dsd[0] if self.dsd else None,
+                    "policy_revision": self.policies.revision if self.policies else None,
                     "seqs": self.replica.seqs(), "resyncs": self.replica.resyncs,
                     "gaps": self.replica.gaps, "actions_sent": self.sent,
                     "send_failures": self.send_failures}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, Boolean, DateTime, String, Text
+from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -36,3 +36,59 @@ class ActionJournal(Base):
     executor: Mapped[str] = mapped_column(String(255))
     reason: Mapped[str] = mapped_column(String(16))
     executed_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class PolicyRevision(Base):
+    """One row: bumped by every policy or rule change, in the same transaction.
+
+    A writer updates it with ``WHERE revision = <the revision it validated
+    against>``; zero rows updated means another API node changed the policies
+    meanwhile, so the change is validated again on the new state.
+    """
+
+    __tablename__ = "policy_revision"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    revision: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Policy(Base):
+    __tablename__ = "policies"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    name: Mapped[str] = mapped_column(String(255), unique=True)
+    abbreviation: Mapped[str] = mapped_column(String(5), default="")
+    description: Mapped[str] = mapped_column(Text, default="")
+    owner_id: Mapped[str] = mapped_column(String(255), default="user")
+    kind: Mapped[str] = mapped_column(String(32), default="nonrecursive")
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class Rule(Base):
+    __tablename__ = "rules"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    policy_id: Mapped[str] = mapped_column(String(36),
+                                           ForeignKey("policies.id", ondelete="CASCADE"))
+    rule: Mapped[str] = mapped_column(Text)
+    name: Mapped[str] = mapped_column(String(255), default="")
+    comment: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class LibraryPolicy(Base):
+    """A policy kept for later use; not evaluated until activated."""
+
+    __tablename__ = "library_policies"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    name: Mapped[str] = mapped_column(String(255), unique=True)
+    abbreviation: Mapped[str] = mapped_column(String(5), default="")
+    description: Mapped[str] = mapped_column(Text, default="")
+    kind: Mapped[str] = mapped_column(String(32), default="nonrecursive")
+    rules: Mapped[list] = mapped_column(JSON, default=list)
+
+
+class PushedRows(Base):
+    """The rows last pushed into one table of a push datasource."""
+
+    __tablename__ = "pushed_rows"
+    datasource: Mapped[str] = mapped_column(String(255), primary_key=True)
+    table: Mapped[str] = mapped_column("table_name", String(255), primary_key=True)
+    rows: Mapped[list] = mapped_column(JSON, default=list)

@@ -1,0 +1,71 @@
+"""The ``push`` driver: tables whose rows are pushed through the API.
+
+Config: ``{"tables": {"TABLE": ["col", ...]}}``.  ``PUT /v1/data-sources/NAME/
+tables/TABLE/rows`` replaces a table with a list of rows (each a list in column
+order, or an object by column name).  Pushed rows are stored in the database,
+so a DSD that restarts on any node publishes them again.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from congress_ha.datasources.base import Driver, DriverError
+
+
+class PushDriver(Driver):
+    description = "Tables filled by PUT .../tables/TABLE/rows; rows survive a DSD restart."
+    config_help = {"tables": "object: table name -> list of column names"}
+    actions: list[str] = []
+
+    def __init__(self, name, config, publish, persisted: dict[str, list] | None = None):
+        super().__init__(name, config, publish)
+        self.tables = self.parse_tables(name, self.config)
+        self.persisted = persisted or {}
+
+    @staticmethod
+    def parse_tables(name: str, config: dict) -> dict[str, list[str]]:
+        tables = config.get("tables")
+        if not isinstance(tables, dict) or not tables:
+            raise DriverError(f"datasource {name}: push driver needs config 'tables': "
+                              '{"TABLE": ["col", ...]} with at least one table')
+        for table, cols in tables.items():
+            if not isinstance(table, str) or not table.isidentifier():
+                raise DriverError(f"datasource {name}: table name {table!r} must be an "
+                                  "identifier")
+            if (not isinstance(cols, list) or not cols
+                    or not all(isinstance(c, str) and c.isidentifier() for c in cols)
+                    or len(set(cols)) != len(cols)):
+                raise DriverError(f"datasource {name}: table {table}: columns must be a "
+                                  "non-empty list of distinct identifiers")
+        return {t: list(c) for t, c in tables.items()}
+
+    def start(self) -> None:
+        for table in self.tables:
+            self.publish(table, [tuple(r) for r in self.persisted.get(table, [])])
+
+    def normalize(self, table: str, rows: Any) -> list[tuple]:
+        """Rows as tuples in column order, or DriverError naming the bad row."""
+        if table not in self.tables:
+            raise DriverError(f"datasource {self.name} has no table {table!r}; its tables: "
+                              f"{', '.join(sorted(self.tables))}")
+        cols = self.tables[table]
+        if not isinstance(rows, list):
+            raise DriverError("rows must be a JSON list of rows")
+        out = []
+        for i, row in enumerate(rows):
+            if isinstance(row, dict):
+                unknown = set(row) - set(cols)
+                missing = [c for c in cols if c not in row]
+                if unknown or missing:
+                    raise DriverError(f"row {i}: columns of {table} are {cols}; "
+                                      f"unknown {sorted(unknown)}, missing {missing}")
+                row = [row[c] for c in cols]
+            if not isinstance(row, list) or len(row) != len(cols):
+                raise DriverError(f"row {i}: expected a list of {len(cols)} values "
+                                  f"({', '.join(cols)}) or an object by column name")
+            for v in row:
+                if isinstance(v, bool) or not isinstance(v, (int, float, str)):
+                    raise DriverError(f"row {i}: value {v!r} is not a number or a string")
+            out.append(tuple(row))
+        return out

@@ -1,0 +1,188 @@
+"""What the REST API may ask of an api-pe process: one facade over the roles.
+
+Policies and rules go through the policy manager (validated by the local
+engine, written under the revision guard, then broadcast); tables and rows
+come from the local PE's replica; anything that needs the DSD (pushing rows,
+status, running an action, refresh) is an RPC with a timeout.  Every failure
+is a ``congress_ha.errors`` exception whose message is meant for people.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from congress_ha.datasources.registry import DRIVERS, driver_info, validate_config
+from congress_ha.errors import AlreadyExists, InvalidInput, NotFound, Unavailable
+from congress_ha.store import datasources as ds_store
+from congress_ha.store.db import StoreError
+from congress_ha.store.models import Datasource
+
+
+@dataclass
+class DatasourceRecord:
+    id: str
+    name: str
+    driver: str
+    config: dict
+    description: str
+    enabled: bool
+
+
+def _record(ds: Datasource) -> DatasourceRecord:
+    return DatasourceRecord(ds.id, ds.name, ds.driver, dict(ds.config or {}),
+                            ds.description or "", bool(ds.enabled))
+
+
+class Service:
+    def __init__(self, pe, policies, sessions, dsd_client, status_fn):
+        self.pe = pe                  # roles.policy_engine.PolicyEngineRole
+        self.policies = policies      # roles.policies.PolicyManager
+        self.sessions = sessions
+        self.dsd = dsd_client         # roles.dsd_client.DsdClient
+        self.status_fn = status_fn
+
+    # -- policies (delegated; see roles/policies.py) --------------------------
+
+    def list_policies(self):
+        return self.policies.list_policies()
+
+    def get_policy(self, ident: str):
+        return self.policies.get_policy(ident)
+
+    def create_policy(self, name: str, abbreviation: str = "", description: str = "",
+                      kind: str = "nonrecursive", rules=()):
+        return self.policies.create_policy(name, abbreviation, description, kind, rules)
+
+    def delete_policy(self, ident: str):
+        return self.policies.delete_policy(ident)
+
+    def add_rule(self, policy: str, text: str, name: str = "", comment: str = ""):
+        return self.policies.add_rule(policy, text, name, comment)
+
+    def delete_rule(self, policy: str, rule_id: str):
+        return self.policies.delete_rule(policy, rule_id)
+
+    def get_rule(self, policy: str, rule_id: str):
+        return self.policies.get_rule(policy, rule_id)
+
+    def policy_tables(self, policy: str) -> list[str]:
+        return self.policies.tables(policy)
+
+    def policy_rows(self, policy: str, table: str) -> set[tuple]:
+        return self.policies.rows(policy, table)
+
+    def policy_trace(self, policy: str, table: str) -> tuple[set[tuple], list[str]]:
+        return self.policies.trace(policy, table)
+
+    def simulate(self, policy: str, query: str, sequence: str,
+                 action_policy: str | None = None) -> set[tuple]:
+        return self.policies.simulate(policy, query, sequence, action_policy)
+
+    # -- library policies -----------------------------------------------------
+
+    def list_library(self):
+        return self.policies.store.library()
+
+    def get_library(self, ident: str):
+        return self.policies.library_get(ident)
+
+    def create_library(self, name: str, abbreviation: str = "", description: str = "",
+                       kind: str = "nonrecursive", rules: list[dict] = ()):
+        return self.policies.library_put(name, abbreviation, description, kind, list(rules))
+
+    def update_library(self, ident: str, name: str, abbreviation: str = "",
+                       description: str = "", kind: str = "nonrecursive",
+                       rules: list[dict] = ()):
+        return self.policies.library_put(name, abbreviation, description, kind, list(rules),
+                                         ident=ident)
+
+    def delete_library(self, ident: str):
+        return self.policies.library_delete(ident)
+
+    # -- datasources ----------------------------------------------------------
+
+    def list_datasources(self) -> list[DatasourceRecord]:
+        return [_record(d) for d in ds_store.list_datasources(self.sessions,
+                                                              enabled_only=False)]
+
+    def get_datasource(self, ident: str) -> DatasourceRecord:
+        for d in self.list_datasources():
+            if ident in (d.id, d.name):
+                return d
+        raise NotFound(f"datasource {ident!r} not found")
+
+    def create_datasource(self, name: str, driver: str, config: dict | None,
+                          description: str = "", enabled: bool = True) -> DatasourceRecord:
+        if not isinstance(name, str) or not name or not name.replace("_", "a").isalnum():
+            raise InvalidInput(f"datasource name {name!r}: use letters, digits and _ "
+                               "(it is used in policy rules as NAME:table)")
+        validate_config(name, driver, config or {})  # raises InvalidInput
+        if any(d.name == name for d in self.list_datasources()):
+            raise AlreadyExists(f"datasource {name!r} already exists")
+        try:
+            ds = ds_store.add_datasource(self.sessions, name, driver, config or {},
+                                         description or "", enabled)
+        except StoreError as exc:
+            raise Unavailable(str(exc)) from None
+        except Exception as exc:  # noqa: BLE001 - a racing create of the same name
+            if "unique" in str(exc).lower() or "duplicate" in str(exc).lower():
+                raise AlreadyExists(f"datasource {name!r} already exists") from None
+            raise
+        self.dsd.datasources_changed()
+        return _record(ds)
+
+    def delete_datasource(self, ident: str) -> DatasourceRecord:
+        record = self.get_datasource(ident)
+        ds_store.delete_datasource(self.sessions, record.id)
+        self.dsd.datasources_changed()
+        return record
+
+    def datasource_schema(self, ident: str) -> dict[str, list[str]]:
+        record = self.get_datasource(ident)
+        schema = self.pe.schema(record.name)
+        if schema is None:
+            # not published yet (DSD starting): the driver class knows its tables
+            schema = driver_info(record.driver, record.config)["tables"]
+        return schema
+
+    def datasource_tables(self, ident: str) -> list[str]:
+        return sorted(self.datasource_schema(ident))
+
+    def datasource_rows(self, ident: str, table: str) -> set[tuple]:
+        record = self.get_datasource(ident)
+        if table not in self.datasource_schema(ident):
+            raise NotFound(f"datasource {record.name} has no table {table!r}")
+        return self.pe.rows(record.name, table)
+
+    def push_rows(self, ident: str, table: str, rows: list) -> None:
+        record = self.get_datasource(ident)
+        self.dsd.push_rows(record.name, table, rows)
+
+    def datasource_status(self, ident: str) -> dict[str, Any]:
+        record = self.get_datasource(ident)
+        return self.dsd.status(record.name)
+
+    def datasource_actions(self, ident: str) -> list[str] | None:
+        record = self.get_datasource(ident)
+        return driver_info(record.driver, record.config)["actions"]
+
+    def execute_datasource_action(self, ident: str, action: str, args: list) -> None:
+        record = self.get_datasource(ident)
+        self.dsd.execute(record.name, action, list(args))
+
+    def request_refresh(self, ident: str) -> None:
+        record = self.get_datasource(ident)
+        self.dsd.refresh(record.name)
+
+    def drivers(self) -> list[dict[str, Any]]:
+        return [driver_info(name) for name in sorted(DRIVERS)]
+
+    def driver(self, name: str) -> dict[str, Any]:
+        if name not in DRIVERS:
+            raise NotFound(f"driver {name!r} not found; known drivers: "
+                           f"{', '.join(sorted(DRIVERS))}")
+        return driver_info(name)
+
+    def ha_status(self) -> dict[str, Any]:
+        return self.status_fn()

@@ -1,0 +1,77 @@
+"""A private PostgreSQL server on loopback and a random port, for tests.
+
+initdb into a temp folder owned by user postgres (PostgreSQL refuses to run
+as root), listen on 127.0.0.1 only, trust auth for loopback.  Stopped by the
+PID we recorded.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from tests.support.broker import free_port
+
+
+def _bindir() -> Path:
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    if not found:
+        raise RuntimeError("PostgreSQL is not installed: run `make setup`")
+    return Path(found[-1]).parent
+
+
+class Postgres:
+    def __init__(self, prefix: str = "chtest"):
+        self.base = Path(tempfile.mkdtemp(prefix=f"{prefix}-pg-"))
+        self.port = free_port()
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"postgresql+psycopg2://congress@127.0.0.1:{self.port}/congress"
+
+    def _run(self, *args: str) -> None:
+        subprocess.run(list(args), check=True, capture_output=True, user="postgres",
+                       group="postgres", cwd=str(self.base))
+
+    def start(self, timeout: float = 30.0) -> None:
+        shutil.chown(self.base, "postgres", "postgres")
+        data = self.base / "data"
+        bindir = _bindir()
+        self._run(str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres",
+                  "--no-sync")
+        self.proc = subprocess.Popen(
+            [str(bindir / "postgres"), "-D", str(data), "-p", str(self.port),
+             "-c", "listen_addresses=127.0.0.1", "-c", f"unix_socket_directories={self.base}",
+             "-c", "fsync=off"],
+            stdout=subprocess.DEVNULL, stderr=open(self.base / "postgres.log", "ab"),
+            user="postgres", group="postgres", start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while True:
+            ready = subprocess.run([str(bindir / "pg_isready"), "-h", "127.0.0.1", "-p",
+                                    str(self.port)], capture_output=True)
+            if ready.returncode == 0:
+                break
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"postgres did not start: see {self.base}/postgres.log")
+            time.sleep(0.1)
+        psql = ["psql", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "-c"]
+        self._run(*psql, "CREATE USER congress")
+        self._run(*psql, "CREATE DATABASE congress OWNER congress")
+
+    def cleanup(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGINT)  # fast shutdown
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.kill(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(timeout=10)
+        self.proc = None
+        shutil.rmtree(self.base, ignore_errors=True)
