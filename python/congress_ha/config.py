@@ -187,8 +187,20 @@ def parse_file(path: str, overrides: dict[tuple[str, str], Any] | None = None) -
         raise ConfigError(
             f"{where}: [ha] peer_timeout = {pt} must be at least twice heartbeat_interval "
             f"({hb}); otherwise one late heartbeat loses a peer")
-    if values[("api", "auth_strategy")] == "token" and not values[("api", "token_file")]:
-        raise ConfigError(f"{where}: [api] token_file is required when auth_strategy = token")
+    if values[("api", "auth_strategy")] == "token":
+        token_file = values[("api", "token_file")]
+        if not token_file:
+            raise ConfigError(f"{where}: [api] token_file is required when "
+                              "auth_strategy = token")
+        try:
+            with open(token_file, encoding="utf-8") as fh:
+                empty = not fh.read().strip()
+        except OSError as exc:
+            raise ConfigError(f"{where}: [api] token_file = {token_file}: cannot be read "
+                              f"({exc.strerror})") from None
+        if empty:
+            raise ConfigError(f"{where}: [api] token_file = {token_file} is empty; put the "
+                              "API token in it")
     return Settings(path=path, values=values)
 
 

@@ -74,8 +74,12 @@ def test_actions_run_once_each_and_status_shows_every_node(cluster):
     assert set(members) == {"dsd1:datasources", "pe1:api-pe", "pe2:api-pe", "pe3:api-pe"}
     assert all(n["ready"] for n in members.values())
     assert members["dsd1:datasources"]["leader"] in {p.name + ":api-pe" for p in pes}
-    # every action ran with the leader's name on it
-    assert {a["leader"] for a in cluster.actions()} == {leader_of(dsd)}
+    # Every action ran as the leader's, except those the safety net ran: a row
+    # at the edge of the ticker's window that another PE saw and the leader,
+    # synced a tick later, never did (docs/architecture.md, rule 7).
+    view = leader_view(dsd)
+    others = [a for a in cluster.actions() if a["leader"] != view["leader"]]
+    assert len(others) <= view["counters"]["grace_executed"], others[:3]
 
 
 def test_sigkill_of_the_leader_gives_a_new_leader_and_loses_nothing(cluster):

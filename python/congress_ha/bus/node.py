@@ -64,6 +64,7 @@ class BusNode:
         self._joining = True
         self._dup_beats: dict[str, int] = {}
         self._send_failing = False
+        self._send_error = ""
 
     # -- lifecycle ------------------------------------------------------------
 
@@ -121,6 +122,7 @@ class BusNode:
             if not self._send_failing:
                 LOG.warning("[%s] heartbeat not sent: %s", self.member, exc)
             self._send_failing = True
+            self._send_error = str(exc)
         now = self.clock()
         with self._lock:
             events = self.peers.expire(now)
@@ -191,8 +193,11 @@ class BusNode:
 
     def bus_ok(self, now: float | None = None) -> tuple[bool, str]:
         now = self.clock() if now is None else now
+        if self._send_failing:
+            return False, f"heartbeats cannot be sent: {self._send_error}"
         if self.last_self_heard is None:
-            return False, "no heartbeat has made the round trip through the broker yet"
+            return False, (f"none of {self._beat} heartbeats sent has come back through "
+                           "the broker yet")
         age = now - self.last_self_heard
         if age > self.peer_timeout:
             return False, f"own heartbeat not heard back for {age:.1f}s: broker unreachable?"

@@ -78,7 +78,8 @@ class Engine:
     # -- policies ------------------------------------------------------------
     def create_policy(self, name: str, kind: str = "nonrecursive",
                       abbreviation: str | None = None, description: str = "") -> None:
-        if not name or not name.replace("_", "a").replace(".", "a").isalnum():
+        if (not name or not name.isascii()
+                or not name.replace("_", "a").replace(".", "a").isalnum()):
             raise PolicyError(f"invalid policy name {name!r}: use letters, digits, '_' and '.'")
         if name == "builtin":
             raise PolicyError("'builtin' is reserved for builtin tables")
@@ -283,7 +284,7 @@ class Engine:
         if atom.namespace is None and atom.table in BUILTINS:
             raise PolicyError("builtins cannot be queried", text, 1, 1, "query")
         ctx = Context(policy, lambda k: self._schemas.get(k[0], {}).get(k[1]), self._arity)
-        probe = resolve(Rule(Atom(None, "q", ()), ((_lit(atom)),), text), ctx)
+        probe = resolve(Rule(_PROBE_HEAD, ((_lit(atom)),), text), ctx)
         lit = probe.body[0]
         assert lit.key is not None
         table = self._db.tables.get(lit.key)
@@ -333,7 +334,7 @@ class Engine:
                                   atom.pos.line, atom.pos.col, "sequence")
             ctx = Context(policy, lambda k: self._schemas.get(k[0], {}).get(k[1]), self._arity)
             plain = Atom(atom.namespace, atom.table, atom.args, atom.named, pos=atom.pos)
-            fact = resolve(Rule(Atom(None, "q", ()), (_lit(plain),), sequence), ctx).body[0]
+            fact = resolve(Rule(_PROBE_HEAD, (_lit(plain),), sequence), ctx).body[0]
             if any(isinstance(t, Var) for t in fact.args):
                 raise PolicyError(f"update '{atom}' must give every column a value", sequence,
                                   atom.pos.line, atom.pos.col, "sequence")
@@ -350,15 +351,34 @@ class Engine:
                 elif sign == "-" and row in base:
                     self._ev.change_base(key, [], [row])
                     undo.append((key, row, sign))
+                elif sign == "-":
+                    # A fact written as a rule (``q(1)``): take the rule out.
+                    for pol_name, rule_id, text in self._facts(key, row):
+                        self.delete_rule(pol_name, rule_id)
+                        undo.append((pol_name, rule_id, text))
             return self.query(policy, query)
         finally:
             for key, row, sign in reversed(undo):
                 if sign == "+":
                     self._ev.change_base(key, [], [row])
-                else:
+                elif sign == "-":
                     self._ev.change_base(key, [row], [])
+                else:  # (policy, rule id, text) of a fact rule taken out
+                    self.insert_rule(key, sign, rule_id=row)
             self._ev.risen.clear()
             self._simulating = False
+
+    def _facts(self, key: TableKey, row: Row) -> list[tuple[str, str, str]]:
+        """(policy, rule id, text) of the fact rules that state ``row`` of ``key``."""
+        found = []
+        for pol in self._policies.values():
+            for entry in pol.rules.values():
+                r = entry.resolved
+                if (r.head_key == key and not r.body
+                        and all(isinstance(t, Const) for t in r.head_args)
+                        and tuple(t.value for t in r.head_args) == row):
+                    found.append((pol.name, entry.rule_id, str(r.rule)))
+        return found
 
     # -- actions -------------------------------------------------------------
     def _actions(self) -> list[Action]:
@@ -374,6 +394,11 @@ class Engine:
                                   row, n))
         actions.sort(key=lambda a: (a.datasource, a.action, json.dumps(list(a.args))))
         return actions
+
+
+# A head that only carries a literal through resolve(): its name cannot be a
+# table of any policy (the parser never yields it), so arity checks never clash.
+_PROBE_HEAD = Atom(None, "__probe", ())
 
 
 def _lit(atom: Atom) -> Literal:

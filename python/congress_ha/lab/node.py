@@ -45,7 +45,9 @@ INFRA_SUBDIRS = [
     ("var/log/rabbitmq", "rabbitmq", "rabbitmq", 0o755),
     ("var/log/postgresql", "postgres", "postgres", 0o755),
 ]
-TMPFS = [["/run", "755"], ["/dev/shm", "1777"], ["/tmp", "1777"]]
+# /tmp stays shared with the host: the checkout (and its .venv) that nodes run
+# may live there, as a CI clone often does.
+TMPFS = [["/run", "755"], ["/dev/shm", "1777"]]
 RUN_DIRS = [
     ["/run/sshd", "755", "root", "root"],
     ["/run/lock", "1777", "root", "root"],

@@ -287,8 +287,14 @@ class DatasourceRole:
 
     # -- API requests (over RPC from api-pe processes) ------------------------
 
+    def _driver(self, name: str) -> Driver | None:
+        """The running driver of ``name``; reload first if it was just created."""
+        if name not in self.drivers:
+            self.reload_datasources()
+        return self.drivers.get(name)
+
     def push_rows(self, datasource: str, table: str, rows: list) -> dict[str, Any]:
-        driver = self.drivers.get(datasource)
+        driver = self._driver(datasource)
         if driver is None:
             return _error("not_found", f"datasource {datasource!r} does not run on "
                           f"{self.node.member}: {self.errors.get(datasource, 'unknown')}")
@@ -305,7 +311,7 @@ class DatasourceRole:
         return {"ok": True, "rows": len(normalized)}
 
     def status_of(self, datasource: str) -> dict[str, Any]:
-        if datasource not in self.drivers and datasource not in self.errors:
+        if self._driver(datasource) is None and datasource not in self.errors:
             return _error("not_found", f"datasource {datasource!r} is not known to the DSD")
         count, when = self.updates.get(datasource, (0, 0.0))
         driver = self.drivers.get(datasource)
@@ -318,7 +324,7 @@ class DatasourceRole:
                 "seq": self.publisher.seqs.get(datasource), "dsd": self.node.member}
 
     def execute_direct(self, datasource: str, action: str, args: list) -> dict[str, Any]:
-        driver = self.drivers.get(datasource)
+        driver = self._driver(datasource)
         if driver is None:
             return _error("not_found", f"datasource {datasource!r} does not run here")
         if driver.actions is not None and action not in driver.actions:
@@ -332,7 +338,7 @@ class DatasourceRole:
         return {"ok": True}
 
     def refresh(self, datasource: str) -> dict[str, Any]:
-        driver = self.drivers.get(datasource)
+        driver = self._driver(datasource)
         if driver is None:
             return _error("not_found", f"datasource {datasource!r} does not run here")
         driver.refresh()

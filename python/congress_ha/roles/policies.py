@@ -178,8 +178,8 @@ class PolicyManager:
 
     def create_policy(self, name: str, abbreviation: str = "", description: str = "",
                       kind: str = "nonrecursive", rules=()) -> ps.PolicyRecord:
-        if not isinstance(name, str) or not name.replace("_", "a").replace("-", "a").isalnum():
-            raise InvalidInput(f"policy name {name!r}: use letters, digits, _ and -")
+        if not isinstance(name, str):
+            raise InvalidInput("policy name must be a string")
         if kind not in KINDS:
             raise InvalidInput(f"policy kind {kind!r} is not one of {', '.join(KINDS)}")
         rules = [(r, n or "", c or "") for r, n, c in rules]
@@ -201,7 +201,10 @@ class PolicyManager:
         scratch = Engine()
         for datasource, tables in self.schemas().items():
             scratch.set_schema(datasource, tables)
-        scratch.create_policy(name, _engine_kind(kind))
+        try:
+            scratch.create_policy(name, _engine_kind(kind))  # the engine's name rules
+        except PolicyError as exc:
+            raise InvalidInput(str(exc)) from None
         for text in rules:
             try:
                 scratch.insert_rule(name, text)
@@ -251,6 +254,8 @@ class PolicyManager:
     def library_put(self, name, abbreviation, description, kind, rules, ident=None):
         if kind not in KINDS:
             raise InvalidInput(f"policy kind {kind!r} is not one of {', '.join(KINDS)}")
+        if not isinstance(name, str):
+            raise InvalidInput("library policy name must be a string")
         texts = []
         for i, r in enumerate(rules):
             if not isinstance(r, dict) or not isinstance(r.get("rule"), str):

@@ -9,6 +9,7 @@ is a ``congress_ha.errors`` exception whose message is meant for people.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +18,8 @@ from congress_ha.errors import AlreadyExists, InvalidInput, NotFound, Unavailabl
 from congress_ha.store import datasources as ds_store
 from congress_ha.store.db import StoreError
 from congress_ha.store.models import Datasource
+
+DATASOURCE_CACHE = 1.0  # seconds a node may serve a datasource list it read
 
 
 @dataclass
@@ -41,6 +44,8 @@ class Service:
         self.sessions = sessions
         self.dsd = dsd_client         # roles.dsd_client.DsdClient
         self.status_fn = status_fn
+        self._cached: list[DatasourceRecord] = []
+        self._cached_at = 0.0
 
     # -- policies (delegated; see roles/policies.py) --------------------------
 
@@ -107,7 +112,15 @@ class Service:
                                                               enabled_only=False)]
 
     def get_datasource(self, ident: str) -> DatasourceRecord:
-        for d in self.list_datasources():
+        # Reads of rows are the hot path: a database round trip per request
+        # halved their throughput. Records are cached for DATASOURCE_CACHE
+        # seconds (another node's create or delete shows within that), and
+        # refreshed at once on a miss or on this node's own changes.
+        now = time.monotonic()
+        if now - self._cached_at > DATASOURCE_CACHE or not any(
+                ident in (d.id, d.name) for d in self._cached):
+            self._cached, self._cached_at = self.list_datasources(), now
+        for d in self._cached:
             if ident in (d.id, d.name):
                 return d
         raise NotFound(f"datasource {ident!r} not found")
@@ -129,12 +142,14 @@ class Service:
             if "unique" in str(exc).lower() or "duplicate" in str(exc).lower():
                 raise AlreadyExists(f"datasource {name!r} already exists") from None
             raise
+        self._cached_at = 0.0
         self.dsd.datasources_changed()
         return _record(ds)
 
     def delete_datasource(self, ident: str) -> DatasourceRecord:
         record = self.get_datasource(ident)
         ds_store.delete_datasource(self.sessions, record.id)
+        self._cached_at = 0.0
         self.dsd.datasources_changed()
         return record
 

@@ -324,3 +324,27 @@ def test_replace_table_computes_delta(eng):
     eng.replace_table("ds", "t", [(1,), (2,)])
     eng.replace_table("ds", "t", [(2,), (3,)])
     assert eng.select("c", "p") == {(2,), (3,)}
+
+
+def test_simulate_works_when_the_policy_has_its_own_table_q():
+    from congress_ha.engine import Engine
+
+    e = Engine()
+    e.create_policy("p")
+    e.insert_rule("p", "p(x) :- q(x)")
+    e.insert_rule("p", "q(1)")
+    assert e.simulate("p", "p(x)", "q+(3)") == {(1,), (3,)}
+    assert e.select("p", "p") == {(1,)}
+
+
+def test_simulate_can_take_out_a_fact_written_as_a_rule_and_puts_it_back():
+    from congress_ha.engine import Engine
+
+    e = Engine()
+    e.create_policy("p")
+    e.insert_rule("p", "p(x) :- q(x)")
+    e.insert_rule("p", "q(1)")
+    e.insert_rule("p", "q(2)")
+    assert e.simulate("p", "p(x)", "q-(1)") == {(2,)}
+    assert e.select("p", "p") == {(1,), (2,)}
+    assert len(e.rules("p")) == 3
