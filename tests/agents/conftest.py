@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.broker import Broker
+from tests.support.broker import running_broker
 from tests.support.procs import Cluster
 
 REPO = Path(__file__).resolve().parents[2]
@@ -159,12 +159,8 @@ def agents() -> Path:
 
 @pytest.fixture(scope="session")
 def broker():
-    b = Broker(prefix="chag")
-    try:
-        b.start()
+    with running_broker("chag") as b:
         yield b
-    finally:
-        b.cleanup()
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from tests.agents.conftest import OCF_ERR_GENERIC, OCF_SUCCESS
-from tests.support.broker import Broker
+from tests.support.broker import running_broker
 from tests.support.procs import wait_for
 
 pytestmark = pytest.mark.integration
@@ -15,12 +15,8 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 def doomed_broker():
-    b = Broker(prefix="chagdown")
-    try:
-        b.start()
+    with running_broker("chagdown") as b:
         yield b
-    finally:
-        b.cleanup()
 
 
 def test_monitor_depth_10_fails_when_the_bus_is_down(request, agents, doomed_broker):

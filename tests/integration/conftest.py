@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.broker import Broker
+from tests.support.broker import running_broker
 from tests.support.procs import Cluster
 
 WINDOW = 100  # ticks kept in the ticker's table: the burst of actions at start
@@ -16,12 +16,8 @@ WINDOW = 100  # ticks kept in the ticker's table: the burst of actions at start
 
 @pytest.fixture(scope="module")
 def broker():
-    b = Broker(prefix="chit")
-    try:
-        b.start()
+    with running_broker("chit") as b:
         yield b
-    finally:
-        b.cleanup()
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ meets a system broker or another run's.  Stopped by the PID it recorded.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -20,6 +21,17 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def running_broker(prefix: str):
+    """A started Broker, cleaned up (process and folder) however the block ends."""
+    broker = Broker(prefix=prefix)
+    try:
+        broker.start()
+        yield broker
+    finally:
+        broker.cleanup()
 
 
 class Broker:
