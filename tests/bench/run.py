@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import signal
+import sys
 import time
 from pathlib import Path
 
@@ -50,6 +52,8 @@ BENCHES = {"engine": bench_engine, "api": bench_api, "agents": bench_agents,
 
 
 def main() -> int:
+    # SIGTERM unwinds like Ctrl-C, so every bench's finally stops what it started.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--only", nargs="*", choices=sorted(BENCHES))
     p.add_argument("--quick", action="store_true", help="fewer rounds, for a smoke run")
