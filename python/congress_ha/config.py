@@ -12,7 +12,6 @@ import configparser
 import importlib
 import os
 import socket
-from dataclasses import dataclass
 from typing import Any
 
 DEFAULT_CONFIG_FILE = "/etc/congress-ha/congress-ha.conf"
@@ -22,16 +21,18 @@ class ConfigError(Exception):
     """A configuration problem, worded for the operator."""
 
 
-@dataclass(frozen=True)
 class Opt:
-    group: str
-    name: str
-    kind: str  # str | int | float | bool | choice
-    default: Any
-    help: str
-    choices: tuple[str, ...] = ()
-    minimum: float | None = None
-    required: bool = False
+    """One option. A plain class, not a dataclass: the health path imports
+    this module on every Pacemaker monitor, and dataclasses costs ~4 ms."""
+
+    __slots__ = ("group", "name", "kind", "default", "help", "choices", "minimum",
+                 "required")
+
+    def __init__(self, group: str, name: str, kind: str, default: Any, help: str,
+                 choices: tuple[str, ...] = (), minimum: float | None = None,
+                 required: bool = False):
+        self.group, self.name, self.kind, self.default = group, name, kind, default
+        self.help, self.choices, self.minimum, self.required = help, choices, minimum, required
 
 
 OPTIONS: tuple[Opt, ...] = (
@@ -105,12 +106,12 @@ def _convert(opt: Opt, raw: str, where: str) -> Any:
     return value
 
 
-@dataclass
 class Settings:
     """The validated options of one process, as attributes: ``s.ha.peer_timeout``."""
 
-    path: str
-    values: dict[tuple[str, str], Any]
+    def __init__(self, path: str, values: dict[tuple[str, str], Any]):
+        self.path = path
+        self.values = values
 
     def get(self, group: str, name: str) -> Any:
         return self.values[(group, name)]

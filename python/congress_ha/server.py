@@ -76,7 +76,8 @@ class Server:
         self.exit_code = 0
 
     def start(self) -> None:
-        from congress_ha.control import ControlServer, socket_path
+        from congress_ha.control import socket_path
+        from congress_ha.control_server import ControlServer
         from congress_ha.store.db import open_engine, session_factory
 
         self.control = ControlServer(socket_path(self.settings.ha.run_dir, self.role),
