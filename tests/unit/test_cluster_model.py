@@ -269,3 +269,12 @@ CASES = [
                               for c in CASES])
 def test_each_mistake_is_one_line_with_its_path(change, expected: str) -> None:
     assert one_error(change).startswith(expected)
+
+
+def test_service_binary_and_ctl_must_be_absolute_paths():
+    line = one_error(lambda d: d.setdefault("service", {}).update(
+        binary="venv/bin/congress-ha-server"))
+    assert line.startswith("cluster.yaml: service.binary") and "absolute path" in line
+    data = copy.deepcopy(EXAMPLE)
+    data.setdefault("service", {})["ctl"] = "/opt/congress-ha/venv/bin/congress-ha-ctl"
+    assert parse_cluster(data, "cluster.yaml").service.ctl.endswith("congress-ha-ctl")

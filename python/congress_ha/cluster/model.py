@@ -110,6 +110,10 @@ class Service:
     token_file: str | None
     # Every [ha] option of congress_ha.config, in its declared order.
     ha: dict[str, Any]
+    # The agents' binary/ctl parameters: absolute paths when the service lives
+    # in a virtualenv that Pacemaker's PATH does not contain; None: by name.
+    binary: str | None = None
+    ctl: str | None = None
 
     @property
     def heartbeat_interval(self) -> float:
@@ -394,8 +398,8 @@ def _fencing(c: Checker, raw: Any, nodes: list[Node] | None) -> Fencing:
 def _service(c: Checker, raw: Any) -> Service:
     ha_opts = [o for o in service_config.OPTIONS if o.group == "ha"]
     api = {o.name: o for o in service_config.OPTIONS if o.group == "api"}
-    known = ("config_file", "api_port", "auth_strategy", "token_file") + tuple(
-        o.name for o in ha_opts)
+    known = ("config_file", "api_port", "auth_strategy", "token_file", "binary",
+             "ctl") + tuple(o.name for o in ha_opts)
     entry = c.mapping(raw if raw is not None else {}, "service", known) or {}
     config_file = c.string(entry.get("config_file", service_config.DEFAULT_CONFIG_FILE),
                            "service.config_file") or service_config.DEFAULT_CONFIG_FILE
@@ -427,8 +431,17 @@ def _service(c: Checker, raw: Any) -> Service:
     if isinstance(hb, float) and isinstance(pt, float) and pt < 2 * hb:
         c.error("service.peer_timeout", f"{pt} s is less than twice heartbeat_interval "
                                         f"({hb} s): one late heartbeat would lose a peer")
+    paths = {}
+    for key in ("binary", "ctl"):
+        if entry.get(key) is not None:
+            value = c.string(entry[key], f"service.{key}")
+            if value and not value.startswith("/"):
+                c.error(f"service.{key}", f"{value!r} must be an absolute path (or leave "
+                                          "it out to find the command in PATH)")
+            paths[key] = value
     return Service(config_file=config_file, api_port=port or 1789,
-                   auth_strategy=strategy or "noauth", token_file=token_file, ha=ha)
+                   auth_strategy=strategy or "noauth", token_file=token_file, ha=ha,
+                   binary=paths.get("binary"), ctl=paths.get("ctl"))
 
 
 _MONITOR_DEFAULTS = {

@@ -124,7 +124,10 @@ class Init:
                    log="/var/log/sshd.log")  # fmt: skip
         if self.cfg["role"] == "infra":
             self.boot_infra()
-        elif self.cfg["cluster"]:
+        elif self.cfg["cluster"] or os.path.exists("/etc/corosync/corosync.conf"):
+            # A --no-cluster node that was deployed since (Ansible wrote
+            # corosync.conf) boots its cluster stack too, as a real host whose
+            # services are enabled does after a power cycle or a fence.
             self.boot_cluster()
         self.status("ready")
         self.log("ready")
