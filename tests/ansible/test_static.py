@@ -143,7 +143,8 @@ RENDER_PLAYBOOK = """
 
 # The one difference on purpose: the roles give the agents the venv's binary
 # and ctl (Pacemaker's PATH does not contain the venv); render leaves them out.
-_AGENT_LINE = re.compile(r"^\s*('?(binary|ctl)=.*\\|<nvpair id=\"[^\"]+-instance_attributes-(binary|ctl)\".*)$")
+_AGENT_LINE = re.compile(r"^\s*('?(binary|ctl)=.*\\"
+                         r"|<nvpair id=\"[^\"]+-instance_attributes-(binary|ctl)\".*)$")
 _AGENT_PARAM = re.compile(r" (binary|ctl)=\S+")
 
 
