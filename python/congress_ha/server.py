@@ -84,11 +84,13 @@ class Server:
                                      self.dispatch)
         self.control.start()
         sessions = session_factory(open_engine(self.settings.get("database", "connection")))
-        self.node.start()  # may raise DuplicateMember
         if self.args.datasources:
             from congress_ha.roles.datasources import DatasourceRole
 
             self.dsd = DatasourceRole(self.settings, self.node, self.transport, sessions)
+            self.dsd.prepare()
+        self.node.start()  # may raise DuplicateMember
+        if self.dsd is not None:
             self.dsd.start()
         if self.args.policy_engine:
             self._start_policy_engine(sessions)

@@ -1,8 +1,9 @@
 """A process on the bus: its identity, heartbeats, peers and goodbye.
 
 Every process has a member id (``node_id:role``) and a random incarnation.
-Before it announces itself it listens for ``peer_timeout``: if another live
-process already beats with its member id, it refuses to run.  Two that start
+Before it announces itself it listens for ``JOIN_BEATS`` heartbeat intervals:
+if another live process already beats with its member id (two of its beats
+heard), it refuses to run.  Two that start
 at once both notice and the newer one stops.  Heartbeats go out every
 ``heartbeat_interval``; a process also hears its own, which proves the round
 trip through the broker (the health check's "bus ok").
@@ -22,6 +23,7 @@ from congress_ha.bus.peers import PeerEvent, PeerTable, newer_of_two
 from congress_ha.bus.transport import TOPIC_HEARTBEAT, BusError, Transport
 
 LOG = logging.getLogger(__name__)
+JOIN_BEATS = 2.5
 
 
 class DuplicateMember(Exception):
@@ -69,10 +71,12 @@ class BusNode:
     # -- lifecycle ------------------------------------------------------------
 
     def start(self) -> None:
-        """Join: listen for a duplicate for ``peer_timeout``, then beat."""
+        """Join: listen for a duplicate for JOIN_BEATS intervals, then beat."""
         self.transport.serve(TOPIC_HEARTBEAT, f"{self.member}.{self.incarnation}",
                              HeartbeatEndpoint(self))
-        deadline = self.clock() + self.peer_timeout
+        # Long enough to hear a live twin beat twice; every start (and so
+        # every DSD failover) pays it, so no longer than that.
+        deadline = self.clock() + JOIN_BEATS * self.interval
         while self.clock() < deadline and not self._stop.is_set():
             if self.conflict:
                 raise DuplicateMember(self.conflict)

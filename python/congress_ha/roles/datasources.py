@@ -63,11 +63,14 @@ class DatasourceRole:
 
     # -- lifecycle ------------------------------------------------------------
 
-    def start(self) -> None:
+    def prepare(self) -> None:
+        """What needs no bus: read the journal (runs while the node joins)."""
         if self.journal is not None:
             ids = self.journal.recent_ids()
             self.leader.mark_executed(ids)
             LOG.info("[%s] journal: %d executed actions known", self.node.member, len(ids))
+
+    def start(self) -> None:
         self.reload_datasources()
         self.node.listeners.append(self)
         self.transport.serve(TOPIC_DSD, self.node.member, DsdEndpoint(self))
