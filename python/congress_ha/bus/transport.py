@@ -76,6 +76,7 @@ class Transport:
         self.retry = settings.ha.rpc_retry
         self.transport = om.get_rpc_transport(
             self.conf, url=settings.get("DEFAULT", "transport_url"))
+        _rabbit_defaults(self.conf)
         self._servers: list[Any] = []
         self._clients: dict[tuple[str, bool], Any] = {}
 
@@ -87,8 +88,11 @@ class Transport:
                 self.transport, target, timeout=self.timeout, retry=self.retry)
         return self._clients[key]
 
-    def serve(self, topic: str, server: str, endpoint: object) -> None:
-        """Handle ``topic`` (its fanout and shared queue) with ``endpoint``'s methods."""
+    def serve(self, topic: str, server: str, endpoint: object):
+        """Handle ``topic`` (its fanout and shared queue) with ``endpoint``'s methods.
+
+        Returns the server, for a caller that must stop consuming early.
+        """
         target = om.Target(exchange=EXCHANGE, topic=topic, server=server)
         srv = om.get_rpc_server(self.transport, target, [endpoint])
         # The server registers this option; one handler thread per server keeps
@@ -96,6 +100,13 @@ class Transport:
         self.conf.set_override("executor_thread_pool_size", 1)
         srv.start()
         self._servers.append(srv)
+        return srv
+
+    def unserve(self, srv) -> None:
+        """Stop one server now: what it has not taken stays in its queue."""
+        if srv in self._servers:
+            self._servers.remove(srv)
+            _stop_server(srv)
 
     def broadcast(self, topic: str, method: str, retry: int | None = None, **kwargs) -> None:
         """Fanout cast to every server of ``topic``."""
@@ -141,6 +152,24 @@ class Transport:
         closer = threading.Thread(target=self.transport.cleanup, daemon=True)
         closer.start()
         closer.join(timeout=1.0)
+
+
+def _rabbit_defaults(conf) -> None:
+    """Defaults for the rabbit driver that HA needs; the config file may override.
+
+    - prefetch 1: a consumer that died without closing its connection (its
+      node cut off) holds at most one message, instead of receiving every
+      other request of the shared ``dsd`` queue until the broker notices;
+    - AMQP heartbeats every 2 s, a connection dead after 6 s: the broker then
+      requeues what that consumer held, for the live DSD (default: 60 s).
+    """
+    for name, value in (("rabbit_qos_prefetch_count", 1),
+                        ("heartbeat_timeout_threshold", 6),
+                        ("heartbeat_rate", 3)):
+        try:
+            conf.set_default(name, value, group="oslo_messaging_rabbit")
+        except Exception:  # noqa: BLE001 - not the rabbit driver (fake://)
+            pass
 
 
 def _stop_server(srv) -> None:

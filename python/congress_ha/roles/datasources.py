@@ -73,7 +73,7 @@ class DatasourceRole:
     def start(self) -> None:
         self.reload_datasources()
         self.node.listeners.append(self)
-        self.transport.serve(TOPIC_DSD, self.node.member, DsdEndpoint(self))
+        self._server = self.transport.serve(TOPIC_DSD, self.node.member, DsdEndpoint(self))
         self.accepting = True
         for target, name in ((self._executor, "executor"), (self._ticker, "leader-tick"),
                              (self._reloader, "datasource-reload")):
@@ -82,8 +82,14 @@ class DatasourceRole:
             self._threads.append(t)
 
     def stop(self) -> None:
-        """Stop taking requests (they wait in the queue for a successor), drain."""
+        """Stop taking requests (they wait in the queue for a successor), drain.
+
+        The consumer goes first: a request taken after the executor's last
+        item would be acknowledged and then dropped.
+        """
         self.accepting = False
+        if getattr(self, "_server", None) is not None:
+            self.transport.unserve(self._server)
         self._stop.set()
         self._reload_due.set()
         self.executions.put(None)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from typing import Any
 
 from congress_ha.bus.messages import Heartbeat, Snapshot, TableDelta
@@ -23,6 +24,12 @@ from congress_ha.bus.transport import TOPIC_DSD, TOPIC_TABLES, BusError, Transpo
 
 LOG = logging.getLogger(__name__)
 POLICY_POLL = 2.0  # seconds: the backstop for a missed policy_changed broadcast
+# A new DSD incarnation gets again every request sent since RESEND_LEAD
+# seconds before the old one was last heard: a DSD that dies takes some
+# requests with it unexecuted (its last moments, or, cut off from the broker
+# without closing its connection, whatever the broker still handed it).
+RESEND_LEAD = 5.0
+RESEND_MAX = 5000
 
 
 class PolicyEngineRole:
@@ -38,6 +45,9 @@ class PolicyEngineRole:
         self.replica = TableReplica(behind_grace=2 * settings.ha.heartbeat_interval)
         self.lock = lock  # shared with the PolicyManager: one engine, one lock
         self.dsd: tuple[str, str] | None = None  # (member, incarnation) of the live DSD
+        self.last_dsd: str | None = None         # incarnation of the last DSD heard
+        self.last_dsd_heard = 0.0                # and when (monotonic)
+        self.sent_log: deque = deque(maxlen=RESEND_MAX)  # (monotonic time, request)
         self.announced: list[str] = []
         self.sent = 0
         self.send_failures = 0
@@ -72,17 +82,33 @@ class PolicyEngineRole:
     def on_heartbeat(self, hb: Heartbeat, now: float) -> None:
         if not hb.is_dsd:
             return
+        resend: list[dict] = []
         with self.lock:
             if self.dsd != (hb.member, hb.incarnation):
                 LOG.info("[%s] DSD is %s (incarnation %s)", self.node.member, hb.member,
                          hb.incarnation)
+                if self.last_dsd is not None and self.last_dsd != hb.incarnation:
+                    resend = self._since(self.last_dsd_heard - RESEND_LEAD)
+                self.last_dsd = hb.incarnation
             self.dsd = (hb.member, hb.incarnation)
+            self.last_dsd_heard = now
             self.announced = sorted(hb.seqs)
             actions = self._derive(self.replica.on_heartbeat(hb.incarnation, hb.seqs, now))
             needs = self.replica.needs_snapshot()
         self.send_actions(actions)
+        if resend:
+            # A new DSD: what the old one took but never ran is lost with it,
+            # so send again what went out lately. The journal and the
+            # leader's dedup make copies of what did run harmless.
+            LOG.warning("[%s] new DSD: resending %d requests sent since %.0fs before the "
+                        "old one was last heard", self.node.member, len(resend), RESEND_LEAD)
+            for request in resend:
+                self._cast(request)
         if needs:
             self._wake.set()
+
+    def _since(self, start: float) -> list[dict]:
+        return [r for t, r in self.sent_log if t >= start]
 
     def on_goodbye(self, member: str, incarnation: str, now: float) -> None:
         with self.lock:
@@ -166,14 +192,20 @@ class PolicyEngineRole:
         request = {"action_id": action.action_id, "pe": self.node.member,
                    "incarnation": self.node.incarnation, "datasource": action.datasource,
                    "action": action.action, "args": list(action.args)}
+        with self.lock:
+            self.sent_log.append((self.clock(), request))
+        self._cast(request)
+
+    def _cast(self, request: dict) -> None:
         try:
             self.transport.cast(TOPIC_DSD, "execute_action", request=request)
             self.sent += 1
-            LOG.debug("[%s] requested %s %s:%s%s", self.node.member, action.action_id,
-                      action.datasource, action.action, list(action.args))
+            LOG.debug("[%s] requested %s %s:%s%s", self.node.member, request["action_id"],
+                      request["datasource"], request["action"], request["args"])
         except BusError as exc:
             self.send_failures += 1
-            LOG.error("[%s] action %s not sent: %s", self.node.member, action.action_id, exc)
+            LOG.error("[%s] action %s not sent: %s", self.node.member, request["action_id"],
+                      exc)
 
     # -- views ----------------------------------------------------------------
 

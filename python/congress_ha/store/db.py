@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import fcntl
+
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.orm import sessionmaker
 
 from congress_ha.store.models import Base
@@ -38,25 +40,27 @@ def open_engine(url: str) -> Engine:
     return engine
 
 
-# Every api-pe clone instance starts at once and creates the schema: on
-# PostgreSQL two CREATE TABLEs of one name collide (pg_type unique index), so
-# creation runs under a transaction-scoped advisory lock, one node at a time.
+# Every api-pe clone instance starts at once and creates the schema: two
+# CREATE TABLEs of one name collide (PostgreSQL: pg_type's unique index;
+# SQLite: "already exists"), so creation runs one process at a time.
 _SCHEMA_LOCK = 0x636F6E67  # "cong"
 
 
 def create_schema(engine: Engine) -> None:
     """Create missing tables; safe when several processes do it at once."""
-    for attempt in range(3):
-        try:
-            with engine.begin() as conn:
-                if engine.dialect.name == "postgresql":
-                    conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _SCHEMA_LOCK})
-                Base.metadata.create_all(conn)
-            return
-        except OperationalError as exc:
-            # SQLite: another process created a table between check and create.
-            if "already exists" not in str(exc) or attempt == 2:
-                raise
+    if engine.dialect.name == "sqlite" and engine.url.database not in (None, "", ":memory:"):
+        # SQLite has no advisory locks: a lock file beside the database.
+        with open(f"{engine.url.database}.schema-lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                Base.metadata.create_all(engine)
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+        return
+    with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _SCHEMA_LOCK})
+        Base.metadata.create_all(conn)
 
 
 def session_factory(engine: Engine) -> sessionmaker:
