@@ -3,7 +3,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 PYTEST := $(VENV)/bin/pytest
 
-.PHONY: setup test unit integration lint bench demo install clean
+.PHONY: setup test unit integration e2e lint bench demo vagrant-test install clean
 
 setup:
 	@sh scripts/setup.sh
@@ -25,7 +25,16 @@ bench: setup
 	$(PY) -m tests.bench.run
 
 demo: setup
-	@echo "make demo arrives with the lab and the playbook (issues 5 and 6)"; exit 1
+	$(PY) -m tests.e2e.demo
+
+e2e: setup
+	$(PYTEST) tests/e2e
+
+# Real VMs (libvirt or virtualbox): the same playbook, the same e2e suite.
+vagrant-test: setup
+	vagrant up
+	CONGRESS_HA_E2E_INVENTORY=.vagrant/provisioners/ansible/inventory/vagrant_ansible_inventory \
+	CONGRESS_HA_E2E_VAGRANT_DIR=$(CURDIR) $(PYTEST) tests/e2e
 
 install:
 	sh resource-agents/install.sh

@@ -47,8 +47,15 @@ def bench_api(quick: bool) -> tuple[dict, str]:
     return result, bench_api.report(result)
 
 
+def bench_dsd_failover(quick: bool) -> tuple[dict, str]:
+    from tests.bench import bench_dsd_failover
+
+    result = bench_dsd_failover.run(kills=3 if quick else 10)
+    return result, bench_dsd_failover.report(result)
+
+
 BENCHES = {"engine": bench_engine, "api": bench_api, "agents": bench_agents,
-           "failover": bench_failover}
+           "failover": bench_failover, "dsd_failover": bench_dsd_failover}
 
 
 def main() -> int:
