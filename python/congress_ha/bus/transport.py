@@ -28,6 +28,7 @@ with warnings.catch_warnings():
     # we use the threading executor and never monkey-patch.
     warnings.simplefilter("ignore")
     import oslo_messaging as om
+    from kombu import exceptions as kombu_exceptions
 
 LOG = logging.getLogger(__name__)
 EXCHANGE = "congress_ha"
@@ -135,6 +136,11 @@ class Transport:
                            f"({_first_line(exc)})") from None
         except om.MessagingException as exc:
             raise BusError(f"{method} failed on the bus: {_first_line(exc)}") from None
+        except (OSError, ConnectionError, kombu_exceptions.KombuError) as exc:
+            # oslo.messaging lets kombu's connection errors through when it
+            # opens a new pooled connection to a broker that is down.
+            raise BusError(f"could not deliver {method}: the broker is unreachable "
+                           f"({_first_line(exc)})") from None
 
     def stop(self) -> None:
         """Stop every server at once: each takes up to its listener's poll

@@ -7,10 +7,12 @@ full new content; the DSD computes the delta), and executes actions.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 from typing import Any
 
+LOG = logging.getLogger(__name__)
 Publish = Callable[[str, list[tuple]], None]
 
 
@@ -58,6 +60,10 @@ class Driver:
     def _every(self, interval: float, fn: Callable[[], None], name: str) -> None:
         def loop():
             while not self._stop.wait(interval):
-                fn()
+                try:
+                    fn()
+                except Exception as exc:  # noqa: BLE001 - one bad round must not end polling
+                    self.last_error = f"{type(exc).__name__}: {exc}"
+                    LOG.exception("datasource %s: %s failed; polling goes on", self.name, name)
         self._thread = threading.Thread(target=loop, name=name, daemon=True)
         self._thread.start()
