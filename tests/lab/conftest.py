@@ -13,7 +13,6 @@ import subprocess
 import sys
 import time
 import uuid
-import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
@@ -94,14 +93,10 @@ class Lab:
                 "-o", "BatchMode=yes", "-o", "ConnectTimeout=5"]  # fmt: skip
 
     def crm_nodes(self, via: str = "n1") -> dict[str, dict]:
+        from congress_ha.lab.lab import parse_crm_nodes
+
         r = self.exec(via, "crm_mon", "-1", "--output-as=xml", timeout=15)
-        if r.returncode != 0:
-            return {}
-        try:
-            root = ET.fromstring(r.stdout)
-        except ET.ParseError:
-            return {}
-        return {e.get("name"): dict(e.attrib) for e in root.findall("nodes/node")}
+        return parse_crm_nodes(r.stdout) if r.returncode == 0 else {}
 
     def online(self, via: str = "n1") -> set[str]:
         return {k for k, v in self.crm_nodes(via).items() if v.get("online") == "true"}

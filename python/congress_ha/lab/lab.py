@@ -171,10 +171,13 @@ def _power(plan: LabPlan, op: str, n: NodePlan, **kw) -> dict:
 def crm_nodes(plan: LabPlan, via: NodePlan) -> dict[str, dict]:
     """crm_mon's view of the nodes from node `via`: name -> attributes."""
     r = node.run_in(plan, via, ["crm_mon", "-1", "--output-as=xml"], timeout=15)
-    if r.returncode != 0:
-        return {}
+    return parse_crm_nodes(r.stdout) if r.returncode == 0 else {}
+
+
+def parse_crm_nodes(xml_text: str) -> dict[str, dict]:
+    """The nodes of ``crm_mon --output-as=xml``: name -> attributes ({} if unreadable)."""
     try:
-        root = ET.fromstring(r.stdout)
+        root = ET.fromstring(xml_text)
     except ET.ParseError:
         return {}
     return {e.get("name"): dict(e.attrib) for e in root.findall("nodes/node")}
