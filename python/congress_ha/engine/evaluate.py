@@ -296,25 +296,24 @@ class Evaluator:
         rows would be counted twice. So revert, then re-apply one by one.
         """
         changes = [c for c in changes if c[1] or c[2]]
-        if len(changes) > 1:
+        several = len(changes) > 1
+        if several:
             for key, added, removed in changes:
-                table = self.db.table(key)
-                for r in added:
-                    del table.rows[r]
-                for r in removed:
-                    table.rows[r] = 1
-                table.hide(added)
-                table.show(removed)
+                self._swap(key, added, removed)  # back to the old state
         for key, added, removed in changes:
-            if len(changes) > 1:
-                table = self.db.table(key)
-                for r in removed:
-                    del table.rows[r]
-                for r in added:
-                    table.rows[r] = 1
-                table.hide(removed)
-                table.show(added)
+            if several:
+                self._swap(key, removed, added)  # forward, one table at a time
             self._emit(key, added, removed, skip)
+
+    def _swap(self, key: TableKey, drop: list[Row], keep: list[Row]) -> None:
+        """Take ``drop`` out of a table's rows and indexes and put ``keep`` in."""
+        table = self.db.table(key)
+        for r in drop:
+            del table.rows[r]
+        for r in keep:
+            table.rows[r] = 1
+        table.hide(drop)
+        table.show(keep)
 
     def _recompute(self, keys: set[TableKey]) -> None:
         """Recompute some tables from scratch (after a change of recursion structure)."""

@@ -29,28 +29,14 @@ class Table:
     def index(self, cols: tuple[int, ...]) -> dict:
         entry = self.indexes.get(cols)
         if entry is None:
-            get = itemgetter(*cols)
-            index: dict = {}
-            for row in self.rows:
-                k = get(row)
-                bucket = index.get(k)
-                if bucket is None:
-                    index[k] = {row}
-                else:
-                    bucket.add(row)
-            entry = self.indexes[cols] = (get, index)
+            entry = self.indexes[cols] = (itemgetter(*cols), {})
+            _index_rows(*entry, self.rows)
         return entry[1]
 
     def show(self, rows: list[Row]) -> None:
         """Make rows visible in the indexes (the caller updated ``rows``)."""
         for get, index in self.indexes.values():
-            for row in rows:
-                k = get(row)
-                bucket = index.get(k)
-                if bucket is None:
-                    index[k] = {row}
-                else:
-                    bucket.add(row)
+            _index_rows(get, index, rows)
 
     def hide(self, rows: list[Row]) -> None:
         for get, index in self.indexes.values():
@@ -80,3 +66,13 @@ class Database:
 
     def index(self, key: TableKey, cols: tuple[int, ...]) -> dict:
         return self.table(key).index(cols)
+
+
+def _index_rows(get: itemgetter, index: dict, rows) -> None:
+    for row in rows:
+        k = get(row)
+        bucket = index.get(k)
+        if bucket is None:
+            index[k] = {row}
+        else:
+            bucket.add(row)
