@@ -2,8 +2,10 @@
 VENV   := .venv
 PY     := $(VENV)/bin/python
 PYTEST := $(VENV)/bin/pytest
+LOCK   := python/requirements.lock
 
-.PHONY: setup test unit integration e2e lint bench demo vagrant-test install clean
+.PHONY: setup test unit integration e2e lint bench demo vagrant-test install uninstall \
+	upgrade-deps clean
 
 setup:
 	@sh scripts/setup.sh
@@ -19,7 +21,7 @@ integration: setup
 
 lint: setup
 	$(VENV)/bin/ruff check python tests
-	shellcheck -s sh resource-agents/*
+	shellcheck -s sh resource-agents/* scripts/*.sh
 
 bench: setup
 	$(PY) -m tests.bench.run
@@ -38,6 +40,20 @@ vagrant-test: setup
 
 install:
 	sh resource-agents/install.sh
+
+# Everything the project put outside the checkout (labs, agents, /etc/congress-ha,
+# ...); needs the venv to take labs down, hence setup first.
+uninstall: setup
+	@sh scripts/uninstall.sh
+
+# Move every pinned Python dependency to its newest release allowed by
+# python/pyproject.toml, reinstall, and run the tests (docs/dependencies.md).
+upgrade-deps: setup
+	cd python && ../$(VENV)/bin/pip-compile --quiet --upgrade --extra test \
+		--generate-hashes --strip-extras --allow-unsafe --no-emit-index-url \
+		--no-emit-find-links -o requirements.lock pyproject.toml
+	@sh scripts/setup.sh
+	$(MAKE) test
 
 clean:
 	rm -rf bench/results .pytest_cache

@@ -1,11 +1,15 @@
 #!/bin/sh
 # Idempotent setup: the Debian packages the tests and the lab need, and the
-# project's virtualenv at .venv with congress-ha installed in editable mode.
-# A second run installs nothing and takes about a second.
+# project's virtualenv at .venv with every Python dependency at the version
+# pinned in python/requirements.lock (hashes checked) and congress-ha itself
+# in editable mode. A second run installs nothing and takes about a second.
+# `make upgrade-deps` moves the pins forward (docs/dependencies.md).
 set -eu
 cd "$(dirname "$0")/.."
+t0=$(date +%s)
+say() { echo "setup [+$(( $(date +%s) - t0 ))s]: $*"; }
 
-APT_PACKAGES="rabbitmq-server postgresql shellcheck libxml2-utils \
+APT_PACKAGES="rabbitmq-server postgresql mariadb-server shellcheck libxml2-utils \
 pacemaker corosync pacemaker-cli-utils crmsh pcs resource-agents fence-agents \
 openssh-server openssh-client iproute2 procps"
 
@@ -15,7 +19,7 @@ for p in $APT_PACKAGES; do
         || missing="$missing $p"
 done
 if [ -n "$missing" ]; then
-    echo "setup: installing Debian packages:$missing"
+    say "installing Debian packages:$missing"
     if [ "$(id -u)" -ne 0 ]; then
         echo "setup: these packages are missing and installing them needs root:$missing" >&2
         exit 1
@@ -23,23 +27,41 @@ if [ -n "$missing" ]; then
     # Nothing may start by itself: block service start-up during the install.
     printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
     chmod 755 /usr/sbin/policy-rc.d
+    trap 'rm -f /usr/sbin/policy-rc.d' EXIT
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
     # shellcheck disable=SC2086
     apt-get install -y -qq --no-install-recommends $missing >/dev/null
     rm -f /usr/sbin/policy-rc.d
+    trap - EXIT
+    say "Debian packages installed"
 fi
 
 PY=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
-    echo "setup: creating .venv"
+    say "creating .venv"
     "$PY" -m venv .venv
 fi
+lock=python/requirements.lock
 stamp=.venv/.stamp-install
-if [ ! -f "$stamp" ] || [ python/pyproject.toml -nt "$stamp" ]; then
-    echo "setup: installing python/ into .venv"
-    .venv/bin/pip install -q --upgrade pip
-    .venv/bin/pip install -q -e "python[test]"
+if [ ! -f "$stamp" ] || [ -n "$(find "$lock" python/pyproject.toml -newer "$stamp")" ]; then
+    say "installing $lock into .venv"
+    # The lock pins pip and setuptools too: install exactly it, nothing resolved
+    # here, then the project itself without dependencies (they are all in it).
+    log=.venv/setup-pip.log
+    if ! { .venv/bin/python -m pip install -q --disable-pip-version-check \
+               --require-hashes --no-deps -r "$lock" \
+           && .venv/bin/python -m pip install -q --disable-pip-version-check \
+               --no-deps --no-build-isolation -e python; } > "$log" 2>&1; then
+        grep -v 'is ignored: it is neither a file nor a directory' "$log" >&2
+        echo "setup: pip failed (full output in $log)" >&2
+        exit 1
+    fi
+    .venv/bin/python -m pip check >/dev/null || {
+        .venv/bin/python -m pip check >&2
+        echo "setup: $lock is inconsistent: run \`make upgrade-deps\`" >&2
+        exit 1
+    }
     touch "$stamp"
 fi
-echo "setup: ready"
+say "ready"

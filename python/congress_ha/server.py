@@ -160,6 +160,10 @@ class Server:
                     return False, why
         if self.pe is None and self.dsd is None:
             return False, "starting"
+        # The API starts last: until it listens this process is not ready, even
+        # where every other role already is (the all-in-one mode).
+        if self.args.api and (self.api is None or not self.api.listening()):
+            return False, "API not listening yet"
         return True, "ready"
 
     def health(self, depth: int) -> dict[str, Any]:

@@ -114,9 +114,13 @@ class Cluster:
         return None
 
     def fence_count(self, node: str, via: str | None = None) -> int | None:
-        """Successful fencings of ``node`` in the cluster's history (None: no answer)."""
+        """Successful fencings of ``node`` in the cluster's history (None: no answer).
+
+        ``--verbose``: without it stonith_admin lists only the latest fencing of
+        each node, so a node fenced a second time would never be counted."""
         for v in [via] if via else [n for n in self.nodes if n != node]:
-            r = self.d.run(v, ["stonith_admin", "--history", node, "--output-as=xml"],
+            r = self.d.run(v, ["stonith_admin", "--history", node, "--verbose",
+                               "--output-as=xml"],
                            timeout=15)
             try:
                 root = ET.fromstring(r.stdout)

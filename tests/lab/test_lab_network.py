@@ -123,7 +123,7 @@ def test_status_shows_nodes_addresses_services_and_urls(cluster_lab):
     for n in cluster_lab.plan.nodes:
         assert n.name in out and n.address in out
     assert "rabbit://congress:congress@203.0.113.10:5672/" in out
-    assert "postgresql+psycopg2://congress:congress@203.0.113.10:5432/congress" in out
+    assert "postgresql://congress:congress@203.0.113.10:5432/congress" in out
     assert "corosync pacemaker sshd" in out
     assert "postgresql rabbitmq sshd" in out
 

@@ -34,7 +34,18 @@ class Postgres:
 
     @property
     def url(self) -> str:
-        return f"postgresql+psycopg2://congress@127.0.0.1:{self.port}/congress"
+        return self.url_of("congress")
+
+    def url_of(self, database: str, driver: str = "") -> str:
+        """A URL of ``database``: ``postgresql://`` (psycopg 3) or with ``+driver``."""
+        scheme = f"postgresql+{driver}" if driver else "postgresql"
+        return f"{scheme}://congress@127.0.0.1:{self.port}/{database}"
+
+    def create_database(self, name: str) -> str:
+        """A new empty database owned by user congress; returns its URL."""
+        self._run("psql", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "-c",
+                  f"CREATE DATABASE {name} OWNER congress")
+        return self.url_of(name)
 
     def _run(self, *args: str) -> None:
         subprocess.run(list(args), check=True, capture_output=True, user="postgres",

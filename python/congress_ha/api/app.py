@@ -136,5 +136,9 @@ class ApiServer:
     def start(self) -> None:
         self.thread.start()
 
+    def listening(self) -> bool:
+        """The socket is bound (create_server binds it) and its loop thread runs."""
+        return self.thread.is_alive()
+
     def stop(self) -> None:
         self.server.close()

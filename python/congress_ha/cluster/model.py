@@ -583,7 +583,7 @@ def parse_cluster(data: Any, source: str = "cluster.yaml") -> Cluster:
                         "needs a real broker, e.g. rabbit://") if scheme == "fake" else None)
     database = _url(
         c, data.get("database_connection"), "database_connection",
-        "SQLAlchemy URL of the shared database, e.g. postgresql+psycopg2://...",
+        "SQLAlchemy URL of the shared database, e.g. postgresql://...",
         lambda scheme: ("sqlite is one node's local file; the nodes of a cluster must "
                         "share PostgreSQL or MariaDB")
         if scheme.startswith("sqlite") and multi else None)

@@ -116,9 +116,11 @@ def _build(plan: LabPlan, say: Say, t0: float) -> None:
     say(f"network: bridge {plan.bridge} ({plan.bridge_address}) in netns {plan.lan_netns}, "
         f"{len(plan.nodes)} links {_elapsed(t)}")  # fmt: skip
 
-    if plan.cluster and plan.fencing:
-        changed = fence.install_agent()
-        say(f"fence agent {fence.AGENT_PATH} {'installed' if changed else 'up to date'}")
+    # Every lab, --no-cluster ones included: those are the labs the playbook
+    # then fences with this agent (ansible/inventories/lab), and crmsh refuses a
+    # stonith primitive whose agent is missing.
+    changed = fence.install_agent()
+    say(f"fence agent {fence.AGENT_PATH} {'installed' if changed else 'up to date'}")
 
     t = time.monotonic()
     start_power_switch(plan)

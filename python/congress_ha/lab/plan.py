@@ -133,7 +133,7 @@ class LabPlan:
         if infra is None:
             return None
         return (
-            f"postgresql+psycopg2://{LAB_USER}:{LAB_PASSWORD}@{infra.address}:{PG_PORT}/{LAB_USER}"
+            f"postgresql://{LAB_USER}:{LAB_PASSWORD}@{infra.address}:{PG_PORT}/{LAB_USER}"
         )
 
     def to_json(self) -> dict:

@@ -43,14 +43,22 @@ class PolicyManager:
 
     def ensure_defaults(self) -> None:
         """Congress's default policies exist from the first start on."""
-        state = self.store.load()
-        for name, kind in DEFAULT_POLICIES:
-            if name not in state.policies:
-                try:
-                    self.store.create_policy(state.revision, name, "", "", kind)
-                    state.revision += 1
-                except (ps.AlreadyExists, ps.RevisionConflict):
-                    state = self.store.load()  # another node did it
+        # Every api-pe of a new cluster does this at once: a conflict means another
+        # node wrote first, so look again until each default exists.
+        for _ in range(RETRIES * len(DEFAULT_POLICIES)):
+            state = self.store.load()
+            missing = [(n, k) for n, k in DEFAULT_POLICIES if n not in state.policies]
+            if not missing:
+                break
+            name, kind = missing[0]
+            try:
+                self.store.create_policy(state.revision, name, "", "", kind)
+            except (ps.AlreadyExists, ps.RevisionConflict):
+                continue
+        else:
+            raise StoreError("could not create the default policies "
+                             f"{', '.join(n for n, _ in DEFAULT_POLICIES)}: the database "
+                             "kept changing under this node; it will retry at its next start")
         self.sync()
 
     def sync(self) -> int:

@@ -5,7 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Integer, String, Text
+from sqlalchemy.dialects import mysql
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+# MariaDB's DATETIME drops the fraction unless asked: rules of one second would
+# then list in random order (they sort by created_at).
+Timestamp = DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
 
 
 class Base(DeclarativeBase):
@@ -35,7 +40,7 @@ class ActionJournal(Base):
     leader: Mapped[str] = mapped_column(String(255))
     executor: Mapped[str] = mapped_column(String(255))
     reason: Mapped[str] = mapped_column(String(16))
-    executed_at: Mapped[datetime] = mapped_column(DateTime)
+    executed_at: Mapped[datetime] = mapped_column(Timestamp)
 
 
 class PolicyRevision(Base):
@@ -59,7 +64,7 @@ class Policy(Base):
     description: Mapped[str] = mapped_column(Text, default="")
     owner_id: Mapped[str] = mapped_column(String(255), default="user")
     kind: Mapped[str] = mapped_column(String(32), default="nonrecursive")
-    created_at: Mapped[datetime] = mapped_column(DateTime)
+    created_at: Mapped[datetime] = mapped_column(Timestamp)
 
 
 class Rule(Base):
@@ -70,7 +75,7 @@ class Rule(Base):
     rule: Mapped[str] = mapped_column(Text)
     name: Mapped[str] = mapped_column(String(255), default="")
     comment: Mapped[str] = mapped_column(Text, default="")
-    created_at: Mapped[datetime] = mapped_column(DateTime)
+    created_at: Mapped[datetime] = mapped_column(Timestamp)
 
 
 class LibraryPolicy(Base):

@@ -62,10 +62,7 @@ def _now() -> datetime:
 
 class PolicyStore:
     def __init__(self, sessions: sessionmaker):
-        self.sessions = sessions
-        with self.sessions.begin() as s:
-            if s.get(PolicyRevision, 1) is None:
-                s.add(PolicyRevision(id=1, revision=0))
+        self.sessions = sessions  # the revision row is seeded by db.create_schema
 
     def revision(self) -> int:
         with self.sessions() as s:
