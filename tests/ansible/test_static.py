@@ -176,3 +176,37 @@ def test_roles_render_the_same_files_as_ctl_render(tmp_path: Path) -> None:
             assert "congress-ha-server" in mine
             mine = _without_agent_paths(mine)
         assert mine == (theirs / name).read_text(), name
+
+
+def test_a_failed_resource_build_shows_its_output_with_secrets_masked(tmp_path: Path) -> None:
+    """build_failed.yml with the role's own secret list: the command's stderr is in
+    the log, the fence password and the URL passwords are not."""
+    role = ANSIBLE / "roles" / "congress_ha_resources"
+    context = {"cluster": {
+        "fencing": {"devices": [{"id": "fence-n1", "params": {
+            "ip": "203.0.113.50", "username": "admin", "password": "fence-pw-42",
+            "pcmk_host_list": "n1"}}]},
+        "transport_url": "rabbit://congress:bus-pw-43@203.0.113.2:5672/",
+        "database_connection": "postgresql://congress:db-pw-44@203.0.113.2/congress"}}
+    build = {"rc": 1, "stdout": "",
+             "stderr": "Error: unable to create 'fence-n1': ip=203.0.113.50 "
+                       "password=fence-pw-42 (agent refused: bus-pw-43 db-pw-44)"}
+    play = [{"hosts": "localhost", "gather_facts": False, "connection": "local",
+             "vars": {"congress_ha_cluster_context": context,
+                      "congress_ha_cluster_shell": "pcs",
+                      "congress_ha_resources_work_dir": "/nowhere",
+                      "__congress_ha_resources_build": build},
+             "tasks": [{"name": "The role's variables",
+                        "ansible.builtin.include_vars": str(role / "vars" / "main.yml")},
+                       {"name": "The task under test",
+                        "ansible.builtin.include_tasks": str(role / "tasks" /
+                                                             "build_failed.yml")}]}]
+    (tmp_path / "play.yml").write_text(yaml.safe_dump(play))
+    proc = run([tool("ansible-playbook"), "-i", "localhost,", str(tmp_path / "play.yml")],
+               check=False, env={"ANSIBLE_CONFIG": str(ANSIBLE / "ansible.cfg")})
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 2, out
+    assert "unable to create 'fence-n1': ip=203.0.113.50" in out and "exit code 1" in out
+    for secret in ("fence-pw-42", "bus-pw-43", "db-pw-44"):
+        assert secret not in out
+    assert out.count("********") >= 3, out

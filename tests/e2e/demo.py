@@ -175,17 +175,30 @@ def main(argv: list[str] | None = None) -> int:
     name = args.name or unique_lab_name("demo")
     lab = f"{LAB_BIN} --name {name}"
 
-    def say(msg: str) -> None:
-        print(f"[demo {name} {time.strftime('%H:%M:%S')}] {msg}", flush=True)
+    started = time.monotonic()
+    phases: list[tuple[str, float]] = []
 
-    say(f"bringing up a 3-node lab (token {args.token} ms)")
+    def say(msg: str) -> None:
+        """One progress line: time since `make demo` began this script, then what."""
+        print(f"[demo {name} +{time.monotonic() - started:5.1f}s] {msg}", flush=True)
+
+    def phase_done(what: str, since: float) -> None:
+        phases.append((what, time.monotonic() - since))
+        say(f"{what}: done in {time.monotonic() - since:.1f} s")
+
+    say(f"phase 1/5: bringing up a 3-node lab (token {args.token} ms)")
+    t = time.monotonic()
     d = LabDriver.up(name, nodes=3, token=args.token, no_cluster=True)
+    phase_done("lab up", t)
     ok = False
     try:
-        say(f"deploying with scripts/deploy-lab.sh {name} {args.shell} (log: {d.files}/deploy.log)")
+        say(f"phase 2/5: deploying with scripts/deploy-lab.sh {name} {args.shell} "
+            f"(log: {d.files}/deploy.log)")
         t = time.monotonic()
         d.deploy(args.shell)
-        say(f"deployed in {time.monotonic() - t:.0f} s")
+        phase_done("deployed", t)
+        say("phase 3/5: waiting for the service, then loading the policy")
+        t = time.monotonic()
         c = Cluster(d)
         c.wait_healthy(timeout=180, flowing=False)
         c.load_workload()
@@ -194,6 +207,7 @@ def main(argv: list[str] | None = None) -> int:
         # The policy's first evaluation runs the ticker's whole window at once:
         # start the timeline once the rate is steady.
         c.wait_actions_after(time.time() + 3, 20, "3 s of steady actions")
+        phase_done("service healthy, actions flowing", t)
         t0 = time.time()
         w = Watcher(c, t0)
         w.start()
@@ -203,9 +217,11 @@ def main(argv: list[str] | None = None) -> int:
 
         figures = []
         dsd = c.dsd_node()
-        say(f"killing {dsd}, which runs the DSD")
+        say(f"phase 4/5: killing {dsd}, which runs the DSD")
+        t = time.monotonic()
         figures.append(kill_and_recover(c, w, dsd, "DSD"))
-        say(f"first action {figures[-1]['resume']:.2f} s after the kill; bringing {dsd} back")
+        say(f"FIRST FAILOVER: first action {figures[-1]['resume']:.2f} s after the kill; "
+            f"bringing {dsd} back")
         c.restore()
         w.note("repair", f"{short(dsd)} back (powered on, cluster stack up)")
         c.wait_actions_after(time.time() + 5, 20, "5 s of steady actions")
@@ -213,14 +229,17 @@ def main(argv: list[str] | None = None) -> int:
         leader = wait_for(c.leader, 20, "an action leader")
         victim = leader.split(":")[0]
         with_dsd = victim == c.dsd_node()
-        say(f"killing {victim}, node of the action leader {leader}"
+        phase_done("first failover and repair", t)
+        say(f"phase 5/5: killing {victim}, node of the action leader {leader}"
             + (" (and of the DSD)" if with_dsd else ""))
+        t = time.monotonic()
         figures.append(kill_and_recover(c, w, victim, "leader PE + DSD" if with_dsd
                                         else "leader PE"))
         say(f"first action {figures[-1]['resume']:.2f} s after the kill; bringing {victim} back")
         c.restore()
         w.note("repair", f"{short(victim)} back (powered on, cluster stack up)")
         c.wait_actions_after(time.time() + 5, 20, "5 s of steady actions")
+        phase_done("second failover and repair", t)
         w.stop_flag.set()
         w.join(10)
         end = time.time()
@@ -251,6 +270,10 @@ def main(argv: list[str] | None = None) -> int:
              f"congress-ha lab {name}: 3 nodes, token {args.token} ms, actions from a "
              "20/s ticker")
         print(f"Timeline plot: {png}")
+        print("Phases (seconds):")
+        for what, secs in phases:
+            print(f"  {what:34} {secs:6.1f}")
+        print(f"  {'total, this script':34} {time.monotonic() - started:6.1f}")
         ok = True
     finally:
         if args.down or not ok:
@@ -275,4 +298,10 @@ Take it down:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except Exception as exc:  # noqa: BLE001 - one clear line for the user, no traceback
+        print(f"make demo: failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        sys.exit(1)
