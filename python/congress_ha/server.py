@@ -153,6 +153,11 @@ class Server:
         return state
 
     def ready(self) -> tuple[bool, str]:
+        from congress_ha.threads import dead
+
+        broken = dead(self.threads())
+        if broken:
+            return False, "; ".join(broken)
         for part in (self.dsd, self.pe):
             if part is not None:
                 ok, why = part.ready()
@@ -173,9 +178,25 @@ class Server:
             answer["leader"] = self.dsd.heartbeat_state()["leader"]
         return answer
 
+    def threads(self) -> list:
+        """Every supervised background thread of this process."""
+        out = list(self.node.threads())
+        if self.pe is not None:
+            out += self.pe.threads()
+        if self.dsd is not None:
+            out += self.dsd.threads()
+        if self.api is not None:
+            out.append(self.api.thread)
+        return out
+
     def _health(self, depth: int) -> dict[str, Any]:
         if depth < 10:
             return {"ok": True, "reason": f"{self.node.member} running"}
+        from congress_ha.threads import dead
+
+        broken = dead(self.threads())
+        if broken:
+            return {"ok": False, "reason": "; ".join(broken)}
         ok, why = self.node.bus_ok()
         if not ok:
             return {"ok": False, "reason": why}

@@ -11,7 +11,6 @@ from __future__ import annotations
 import hmac
 import logging
 import os
-import threading
 from typing import Any
 
 from flask import Flask, request
@@ -22,6 +21,7 @@ from congress_ha.api.http import ApiError, error_response
 from congress_ha.api.rows import RowsCache
 from congress_ha.engine import PolicyError
 from congress_ha.errors import ServiceError
+from congress_ha.threads import Supervised
 
 LOG = logging.getLogger(__name__)
 
@@ -131,7 +131,8 @@ class ApiServer:
 
         self.server = create_server(app, host=host, port=port, threads=8,
                                     ident="congress-ha")
-        self.thread = threading.Thread(target=self.server.run, name="api", daemon=True)
+        self.closing = False
+        self.thread = Supervised("api", self.server.run, stopping=lambda: self.closing)
 
     def start(self) -> None:
         self.thread.start()
@@ -141,4 +142,5 @@ class ApiServer:
         return self.thread.is_alive()
 
     def stop(self) -> None:
+        self.closing = True
         self.server.close()

@@ -12,6 +12,7 @@ trip through the broker (the health check's "bus ok").
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 import time
 import uuid
@@ -21,6 +22,7 @@ from typing import Any, Protocol
 from congress_ha.bus.messages import Heartbeat, member_id
 from congress_ha.bus.peers import PeerEvent, PeerTable, newer_of_two
 from congress_ha.bus.transport import TOPIC_HEARTBEAT, BusError, Transport
+from congress_ha.threads import Supervised
 
 LOG = logging.getLogger(__name__)
 JOIN_BEATS = 2.5
@@ -38,6 +40,46 @@ class Listener(Protocol):
     def on_peer_event(self, event: PeerEvent, now: float) -> None: ...
     def on_policy_changed(self, revision: int) -> None: ...
     def on_datasources_changed(self) -> None: ...
+
+
+EVENTS = ("on_heartbeat", "on_goodbye", "on_peer_event", "on_policy_changed",
+          "on_datasources_changed")
+
+
+class QueuedListener:
+    """A listener whose bus events run on a thread of its own, in order.
+
+    The bus thread that takes heartbeats must never wait: it also records this
+    process's own heartbeat, the proof behind "bus ok". A listener that takes a
+    lock held by long work (the PE and its engine) is queued behind this, so a
+    long evaluation delays only that listener.
+    """
+
+    def __init__(self, inner: object, member: str) -> None:
+        self.inner = inner
+        self.queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._stopped = False
+        self.thread = Supervised(f"bus-events-{type(inner).__name__}", self._run, member,
+                                 lambda: self._stopped)
+        self.thread.start()
+        for method in EVENTS:
+            if hasattr(inner, method):
+                setattr(self, method, lambda *args, _m=method: self.queue.put((_m, args)))
+
+    def _run(self) -> None:
+        while True:
+            item = self.queue.get()
+            if item is None:
+                return
+            method, args = item
+            try:
+                getattr(self.inner, method)(*args)
+            except Exception:  # noqa: BLE001 - one bad event must not end the listener
+                LOG.exception("%s of %s failed", method, type(self.inner).__name__)
+
+    def stop(self) -> None:
+        self._stopped = True
+        self.queue.put(None)
 
 
 class BusNode:
@@ -70,6 +112,14 @@ class BusNode:
 
     # -- lifecycle ------------------------------------------------------------
 
+    def add_listener(self, listener: object, queued: bool = False) -> None:
+        """Call ``listener``'s event methods; ``queued``: on a thread of its own."""
+        self.listeners.append(QueuedListener(listener, self.member) if queued else listener)
+
+    def threads(self) -> list[threading.Thread | None]:
+        return [self._thread] + [lst.thread for lst in self.listeners
+                                 if isinstance(lst, QueuedListener)]
+
     def start(self) -> None:
         """Join: listen for a duplicate for JOIN_BEATS intervals, then beat."""
         self.transport.serve(TOPIC_HEARTBEAT, f"{self.member}.{self.incarnation}",
@@ -84,7 +134,7 @@ class BusNode:
         if self.conflict:
             raise DuplicateMember(self.conflict)
         self._joining = False
-        self._thread = threading.Thread(target=self._run, name="heartbeat", daemon=True)
+        self._thread = Supervised("heartbeat", self._run, self.member, self._stop.is_set)
         self._thread.start()
         LOG.info("[%s] joined the bus as incarnation %s", self.member, self.incarnation)
 
@@ -92,6 +142,9 @@ class BusNode:
         self._stop.set()
         if self._thread:
             self._thread.join(timeout=2)
+        for listener in self.listeners:
+            if isinstance(listener, QueuedListener):
+                listener.stop()
         if goodbye and not self._joining:
             try:
                 self.transport.broadcast(TOPIC_HEARTBEAT, "goodbye", retry=1,

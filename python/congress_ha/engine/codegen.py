@@ -23,6 +23,7 @@ from typing import Any
 from . import builtins as bi
 from .analysis import Resolved, RLit
 from .ast import Const, Term, Var
+from .errors import PolicyError
 
 Plan = Callable[..., None]
 _EMPTY: frozenset = frozenset()
@@ -60,11 +61,21 @@ def _negbuiltin(builtin: bi.Builtin, args: tuple) -> bool:
     return result is not None and result == args[builtin.num_inputs:]
 
 
+# CPython allows 20 statically nested blocks per function.  Filters never
+# nest (``if not ...: continue``), so only loops do; past this many loops in one
+# function the rest of the plan goes on in a helper function (a closure over
+# the plan's tables), whose nesting starts again at zero.  So a rule of any
+# length compiles.
+MAX_LOOPS_PER_FUNCTION = 12
+
+
 class _Writer:
     def __init__(self, rule: Resolved) -> None:
         self.rule = rule
-        self.lines: list[str] = []
+        self.funcs: list[list[str]] = [[]]   # [0] is f's body; then helper functions
+        self.lines = self.funcs[0]
         self.depth = 1
+        self.loops = 0  # loops open in the current function
         self.names: dict[str, str] = {}  # variable -> local name
         self.ns: dict[str, Any] = {
             "_oldhas": _oldhas, "_oldscan": _oldscan, "_oldget": _oldget,
@@ -75,9 +86,31 @@ class _Writer:
     def emit(self, line: str) -> None:
         self.lines.append("    " * self.depth + line)
 
-    def nest(self, line: str) -> None:
-        self.emit(line)
+    def loop(self, header: str) -> None:
+        """Open a ``for`` loop, in a new helper function if this one is deep enough."""
+        if self.loops >= MAX_LOOPS_PER_FUNCTION:
+            self._split()
+        self.emit(header)
         self.depth += 1
+        self.loops += 1
+
+    def require(self, cond: str) -> None:
+        """Go on only where ``cond`` holds: skip to the next row, or give up."""
+        self.emit(f"if not ({cond}): {'continue' if self.loops else 'return'}")
+
+    def _split(self) -> None:
+        params = ", ".join(self.names.values())
+        name = f"_s{len(self.funcs)}"
+        self.emit(f"{name}({params})")
+        self.lines = [f"def {name}({params}):"]
+        self.funcs.append(self.lines)
+        self.depth, self.loops = 1, 0
+
+    def source(self) -> str:
+        out = ["def f(rows, sign, out, db, xa, xr):"] + ["    " + p for p in self.prelude]
+        for helper in self.funcs[1:]:   # closures over the prelude's names
+            out += ["    " + line for line in helper]
+        return "\n".join(out + self.funcs[0])
 
     def const(self, value: Any) -> str:
         name = f"c{len(self.ns)}"
@@ -106,7 +139,7 @@ class _Writer:
                 self.names[term.name] = local
                 self.emit(f"{local} = {source}[{j}]")
         if conds:
-            self.nest(f"if {' and '.join(conds)}:")
+            self.require(" and ".join(conds))
 
     def row(self, args: tuple[Term, ...]) -> str:
         if not args:
@@ -160,10 +193,10 @@ def compile_plan(rule: Resolved, entry: int | str | None, trace: bool = False) -
     w = _Writer(rule)
     seed_key = rule.body[entry].key if isinstance(entry, int) else None
     if entry == "head":
-        w.nest("for t in rows:")
+        w.loop("for t in rows:")
         w.bind_from("t", rule.head_args, set())
     elif isinstance(entry, int):
-        w.nest("for t in rows:")
+        w.loop("for t in rows:")
         w.bind_from("t", rule.body[entry].args, set())
     for i in _order(rule, entry if isinstance(entry, int) else None, set(w.names)):
         lit = rule.body[i]
@@ -174,23 +207,23 @@ def compile_plan(rule: Resolved, entry: int | str | None, trace: bool = False) -
         if lit.kind == "neg":
             test = (f"_oldhas(R{i}, {w.row(lit.args)}, xa, xr)" if old
                     else f"{w.row(lit.args)} in R{i}")
-            w.nest(f"if not {test}:")
+            w.require(f"not {test}")
         elif lit.kind == "neg-builtin":
             w.ns[f"B{i}"] = lit.builtin
-            w.nest(f"if not _negbi(B{i}, {w.row(lit.args)}):")
+            w.require(f"not _negbi(B{i}, {w.row(lit.args)})")
         elif lit.kind == "builtin":
             assert lit.builtin is not None
             w.ns[f"B{i}"] = lit.builtin
             n = lit.builtin.num_inputs
             w.emit(f"r{i} = _call(B{i}, {w.row(lit.args[:n])})")
-            w.nest(f"if r{i} is not None:")
+            w.require(f"r{i} is not None")
             w.bind_from(f"r{i}", lit.args[n:], set())
         else:
             cols = tuple(j for j, t in enumerate(lit.args) if w.bound(t))
             if len(cols) == len(lit.args):
                 test = (f"_oldhas(R{i}, {w.row(lit.args)}, xa, xr)" if old
                         else f"{w.row(lit.args)} in R{i}")
-                w.nest(f"if {test}:")
+                w.require(test)
                 continue
             if not cols:
                 source = f"_oldscan(R{i}, xa, xr)" if old else f"R{i}"
@@ -203,7 +236,7 @@ def compile_plan(rule: Resolved, entry: int | str | None, trace: bool = False) -
                     source = f"_oldget(IX{i}, {keyexpr}, xa, XR{i})"
                 else:
                     source = f"IX{i}.get({keyexpr}, _E)"
-            w.nest(f"for t{i} in {source}:")
+            w.loop(f"for t{i} in {source}:")
             w.bind_from(f"t{i}", lit.args, set(cols))
     head = w.row(rule.head_args)
     w.emit(f"h = {head}")
@@ -212,8 +245,7 @@ def compile_plan(rule: Resolved, entry: int | str | None, trace: bool = False) -
         w.emit(f"if h not in out: out[h] = {binding}")
     else:
         w.emit("out[h] = out.get(h, 0) + sign")
-    source = "\n".join(["def f(rows, sign, out, db, xa, xr):"]
-                       + ["    " + p for p in w.prelude] + w.lines)
+    source = w.source()
     exec(compile(source, f"<rule {rule.text}>", "exec"), w.ns)  # noqa: S102 - our own source
     fn = w.ns["f"]
     fn.source = source  # kept for debugging and tests
@@ -221,12 +253,27 @@ def compile_plan(rule: Resolved, entry: int | str | None, trace: bool = False) -
 
 
 class Compiled:
-    """A resolved rule plus its compiled plans, generated on first use."""
+    """A resolved rule plus its compiled plans.
+
+    Every plan that evaluation can ask for is compiled here, at once, so that a
+    rule that cannot be compiled is refused when it is checked, never found out
+    later by a PE in the middle of an evaluation.  Trace plans (used by trace
+    and simulate only) differ from these in their last line and are made on
+    first use.
+    """
 
     def __init__(self, rule: Resolved) -> None:
         self.rule = rule
         self.head_key = rule.head_key
         self._plans: dict[Any, Plan] = {}
+        entries: list[int | str | None] = [None, "head"]
+        entries += [i for i, lit in enumerate(rule.body) if lit.key is not None]
+        try:
+            for entry in entries:
+                self.plan(entry)
+        except (SyntaxError, RecursionError, MemoryError, ValueError) as exc:
+            raise PolicyError(f"cannot be compiled ({type(exc).__name__}: {exc}); "
+                              "split it into smaller rules", rule.text) from None
 
     def plan(self, entry: int | str | None, trace: bool = False) -> Plan:
         key = (entry, trace)

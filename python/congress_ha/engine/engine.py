@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from .analysis import EXEC_NS, Context, Resolved, TableKey, check_recursion, resolve
 from .ast import Atom, Const, Literal, Rule, Var
 from .builtins import BUILTINS
+from .codegen import Compiled
 from .errors import PolicyError
 from .evaluate import Evaluator
 from .parser import parse_atom, parse_rule, parse_sequence
@@ -139,7 +140,9 @@ class Engine:
         """Parse and validate a rule in the context of ``policy`` without adding it."""
         self._get(policy)
         rule = parse_rule(text)
-        self._resolve(policy, rule)
+        resolved = self._resolve(policy, rule)
+        for r in (resolved, *resolved.hidden):
+            Compiled(r)  # exactly the plans a PE will run; PolicyError if one fails
         return [rule]
 
     def insert_rule(self, policy: str, text: str,

@@ -26,6 +26,7 @@ from congress_ha.leader import Decision, Execute, LeaderState, Request
 from congress_ha.store.datasources import list_datasources, pushed_rows, save_pushed_rows
 from congress_ha.store.db import StoreError
 from congress_ha.store.journal import Journal
+from congress_ha.threads import Supervised
 
 LOG = logging.getLogger(__name__)
 DATASOURCE_POLL = 5.0  # seconds: the backstop for a missed datasources_changed
@@ -72,14 +73,17 @@ class DatasourceRole:
 
     def start(self) -> None:
         self.reload_datasources()
-        self.node.listeners.append(self)
+        self.node.add_listener(self)  # on the bus thread: leader decisions at once
         self._server = self.transport.serve(TOPIC_DSD, self.node.member, DsdEndpoint(self))
         self.accepting = True
         for target, name in ((self._executor, "executor"), (self._ticker, "leader-tick"),
                              (self._reloader, "datasource-reload")):
-            t = threading.Thread(target=target, name=name, daemon=True)
+            t = Supervised(name, target, self.node.member, self._stop.is_set)
             t.start()
             self._threads.append(t)
+
+    def threads(self) -> list:
+        return list(self._threads)
 
     def stop(self) -> None:
         """Stop taking requests (they wait in the queue for a successor), drain.

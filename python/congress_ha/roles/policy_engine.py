@@ -21,6 +21,7 @@ from congress_ha.bus.node import BusNode
 from congress_ha.bus.peers import PeerEvent
 from congress_ha.bus.tables import Change, TableReplica
 from congress_ha.bus.transport import TOPIC_DSD, TOPIC_TABLES, BusError, Transport
+from congress_ha.threads import Supervised
 
 LOG = logging.getLogger(__name__)
 POLICY_POLL = 2.0  # seconds: the backstop for a missed policy_changed broadcast
@@ -56,16 +57,18 @@ class PolicyEngineRole:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._ready: tuple[bool, str] = (False, "starting")
 
     # -- lifecycle ------------------------------------------------------------
 
     def start(self) -> None:
-        self.node.listeners.append(self)
+        # Queued: its handlers take the engine lock, which long work can hold.
+        self.node.add_listener(self, queued=True)
         self.transport.serve(TOPIC_TABLES, f"{self.node.member}.{self.node.incarnation}",
                              TablesEndpoint(self))
         self.sending = True
-        self._thread = threading.Thread(target=self._sync_loop, name="table-sync",
-                                        daemon=True)
+        self._thread = Supervised("table-sync", self._sync_loop, self.node.member,
+                                  self._stop.is_set)
         self._thread.start()
 
     def stop(self) -> None:
@@ -76,6 +79,9 @@ class PolicyEngineRole:
         self._wake.set()
         if self._thread:
             self._thread.join(timeout=3)
+
+    def threads(self) -> list:
+        return [self._thread]
 
     # -- bus events -----------------------------------------------------------
 
@@ -210,15 +216,29 @@ class PolicyEngineRole:
     # -- views ----------------------------------------------------------------
 
     def ready(self) -> tuple[bool, str]:
-        with self.lock:
-            if self.dsd is None:
-                return False, "no live DSD heard"
-            missing = [n for n in self.announced if not self.replica.is_synced([n])]
-            if missing:
-                return False, "not synced: " + ", ".join(missing)
-            if self.policies is not None and self.policies.revision < 0:
-                return False, "policies not loaded yet"
-            return True, f"synced with {self.dsd[0]} ({len(self.announced)} datasources)"
+        """Ready or why not; never waits for the engine lock.
+
+        Heartbeats and health ask this: while an evaluation holds the lock, the
+        answer computed when the lock was last free is given, so liveness never
+        waits on work (a long rule check once stopped heartbeats for 17 s).
+        """
+        if not self.lock.acquire(blocking=False):
+            return self._ready
+        try:
+            self._ready = self._compute_ready()
+        finally:
+            self.lock.release()
+        return self._ready
+
+    def _compute_ready(self) -> tuple[bool, str]:
+        if self.dsd is None:
+            return False, "no live DSD heard"
+        missing = [n for n in self.announced if not self.replica.is_synced([n])]
+        if missing:
+            return False, "not synced: " + ", ".join(missing)
+        if self.policies is not None and self.policies.revision < 0:
+            return False, "policies not loaded yet"
+        return True, f"synced with {self.dsd[0]} ({len(self.announced)} datasources)"
 
     def schema(self, datasource: str) -> dict[str, list[str]] | None:
         with self.lock:
@@ -234,12 +254,20 @@ class PolicyEngineRole:
             return self.replica.rows(datasource, table)
 
     def view(self) -> dict[str, Any]:
-        with self.lock:
-            return {"dsd": self.dsd[0] if self.dsd else None,
+        """For status: waits at most a moment for the engine, then says it is busy."""
+        locked = self.lock.acquire(timeout=0.2)
+        try:
+            view = {"dsd": self.dsd[0] if self.dsd else None,
                     "policy_revision": self.policies.revision if self.policies else None,
-                    "seqs": self.replica.seqs(), "resyncs": self.replica.resyncs,
-                    "gaps": self.replica.gaps, "actions_sent": self.sent,
-                    "send_failures": self.send_failures}
+                    "seqs": dict(self.replica.seqs()) if locked else None,
+                    "resyncs": self.replica.resyncs, "gaps": self.replica.gaps,
+                    "actions_sent": self.sent, "send_failures": self.send_failures}
+        finally:
+            if locked:
+                self.lock.release()
+        if not locked:
+            view["engine_busy"] = True
+        return view
 
 
 class TablesEndpoint:

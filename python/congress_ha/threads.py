@@ -1,0 +1,54 @@
+"""Supervised background threads: a thread that dies says why, and health knows.
+
+Every long-lived thread of a role is a ``Supervised`` thread. If its loop ends
+with an exception, or returns while nobody asked it to stop, it records why and
+logs it; ``Server.health`` at depth 10 and above then answers failed with that
+reason, so Pacemaker restarts the process instead of keeping a half-dead one.
+(The first wave let a table-sync thread die while health still said ok.)
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterable
+
+LOG = logging.getLogger(__name__)
+
+
+class Supervised(threading.Thread):
+    """A daemon thread running ``target``; ``died`` holds why it ended, if it did."""
+
+    def __init__(self, name: str, target: Callable[[], None], member: str = "",
+                 stopping: Callable[[], bool] = lambda: False) -> None:
+        super().__init__(name=name, daemon=True)
+        self._work = target
+        self._member = member
+        self._stopping = stopping
+        self.died: str | None = None
+
+    def run(self) -> None:
+        try:
+            self._work()
+        except BaseException as exc:  # noqa: BLE001 - recorded, logged, reported by health
+            self.died = f"{type(exc).__name__}: {exc}"
+            LOG.exception("[%s] thread %s died: %s", self._member, self.name, self.died)
+            return
+        if not self._stopping():
+            self.died = "its loop returned although nothing asked it to stop"
+            LOG.error("[%s] thread %s ended: %s", self._member, self.name, self.died)
+
+
+def dead(threads: Iterable[threading.Thread | None]) -> list[str]:
+    """Reasons for every supervised thread that is no longer running as it should."""
+    out = []
+    for t in threads:
+        if t is None:
+            continue
+        reason = getattr(t, "died", None)
+        if reason is not None:
+            out.append(f"thread {t.name} died ({reason})")
+        elif t.ident is not None and not t.is_alive() and not getattr(t, "_stopping",
+                                                                       lambda: True)():
+            out.append(f"thread {t.name} is not running")
+    return out
