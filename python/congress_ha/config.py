@@ -72,9 +72,32 @@ OPTIONS: tuple[Opt, ...] = (
         "Reconnection attempts for one bus send before it fails with an error.", minimum=0),
     Opt("ha", "run_dir", "str", "/run/congress-ha",
         "Folder of the local control sockets that congress-ha-ctl talks to."),
+    # Bounds on what one request may ask (docs/tuning.md gives each reason). Every
+    # PE applies the same stored input, so an unbounded one is a cluster-wide fault.
+    Opt("limits", "max_request_bytes", "int", 8 * 1024 * 1024,
+        "Largest request body the API reads, chunked bodies included; larger: 413.",
+        minimum=1024),
+    Opt("limits", "max_rule_chars", "int", 16384,
+        "Longest rule text (characters) the API accepts; longer: 400.", minimum=64),
+    Opt("limits", "max_rule_literals", "int", 50,
+        "Most body literals in one rule (checking a rule costs about the square of "
+        "this); more: 400.", minimum=1),
+    Opt("limits", "max_rows_per_table", "int", 100000,
+        "Most rows one push may put in a table; more: 413.", minimum=1),
+    Opt("limits", "api_connection_limit", "int", 1000,
+        "Connections the API holds open at once; past it new ones wait.", minimum=10),
+    Opt("limits", "api_idle_timeout", "float", 30.0,
+        "Seconds an idle API connection is kept open.", minimum=1.0),
 )
 
 _BY_KEY = {(o.group, o.name): o for o in OPTIONS}
+
+
+def limit(settings: Any, name: str) -> Any:
+    """``[limits] name`` from ``settings``, or its default where settings has none."""
+    group = getattr(settings, "limits", None) if settings is not None else None
+    value = getattr(group, name, None) if group is not None else None
+    return _BY_KEY[("limits", name)].default if value is None else value
 
 
 def _convert(opt: Opt, raw: str, where: str) -> Any:

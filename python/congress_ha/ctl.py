@@ -4,6 +4,7 @@
     congress-ha-ctl status [--json]
     congress-ha-ctl leader [--json]
     congress-ha-ctl render --cluster cluster.yaml --out DIR
+    congress-ha-ctl rules|datasources list [--json] | delete ID
 
 ``health`` exits with the OCF codes: 0 healthy, 7 not running, 1 failed, and
 prints one line saying why.  It imports only the standard library and the
@@ -111,15 +112,42 @@ def cmd_status(args) -> int:
                                       "reason": p.get("reason", ""), "age": p["age"],
                                       "leader": p.get("leader"), "local": False}
     rows = sorted(nodes.values(), key=lambda n: n["member"])
+    problems = [p for a in answers for p in _problems(a)]
     if args.json:
-        print(json.dumps({"nodes": rows}, indent=2))
+        print(json.dumps({"nodes": rows, "problems": problems}, indent=2))
         return OCF_SUCCESS
     print(f"{'MEMBER':28} {'ROLES':12} {'INCARNATION':13} {'READY':5} {'AGE':>6}  LEADER")
     for n in rows:
         print(f"{n['member']:28} {','.join(n['roles']):12} {n['incarnation']:13} "
               f"{'yes' if n['ready'] else 'no':5} {n['age']:6.2f}  {n['leader'] or '-'}"
               + ("" if n["ready"] else f"  ({n['reason']})"))
+    if problems:
+        print("\nPROBLEMS (on this host)")
+        for p in problems:
+            print(f"  {p['member']}: {p['kind']} {p['id']}: {p['detail']}")
     return OCF_SUCCESS
+
+
+def _problems(status: dict[str, Any]) -> list[dict[str, Any]]:
+    """What a local process skipped or refused: quarantined rules, rejected or failed
+    datasources, engine rebuilds."""
+    out = []
+    member = status.get("member", "?")
+    pe = status.get("policy_engine") or {}
+    for q in pe.get("quarantined_rules") or []:
+        out.append({"member": member, "kind": "quarantined rule", "id": q["id"],
+                    "detail": f"policy {q['policy']}: {q['error']} (congress-ha-ctl rules "
+                              f"delete {q['id']})"})
+    for name, why in (pe.get("rejected") or {}).items():
+        out.append({"member": member, "kind": "rejected datasource", "id": name,
+                    "detail": why})
+    if pe.get("engine_rebuilds"):
+        out.append({"member": member, "kind": "engine rebuilds", "id": "",
+                    "detail": f"{pe['engine_rebuilds']} (see the log)"})
+    for name, why in ((status.get("datasources") or {}).get("errors") or {}).items():
+        out.append({"member": member, "kind": "failed datasource", "id": name,
+                    "detail": why})
+    return out
 
 
 def _leader_of(status: dict[str, Any]) -> str | None:
@@ -162,6 +190,22 @@ def _leader_over_bus(settings) -> list[dict[str, Any]]:
         transport.stop()
 
 
+def cmd_store(args) -> int:
+    from congress_ha import ctl_store
+    from congress_ha.store.db import StoreError
+
+    settings = _settings(args.config_file)
+    try:
+        if args.action == "list":
+            fn = ctl_store.rules_list if args.kind == "rules" else ctl_store.datasources_list
+            return fn(settings, args.json)
+        fn = ctl_store.rules_delete if args.kind == "rules" else ctl_store.datasources_delete
+        return fn(settings, args.ident)
+    except StoreError as exc:
+        print(f"congress-ha-ctl: {exc}", file=sys.stderr)
+        return OCF_ERR_GENERIC
+
+
 def build_parser(with_render: bool = True) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="congress-ha-ctl",
                                 description="Control shim of congress-ha.")
@@ -184,6 +228,16 @@ def build_parser(with_render: bool = True) -> argparse.ArgumentParser:
     common(ld)
     ld.add_argument("--json", action="store_true")
     ld.set_defaults(func=cmd_leader)
+    for kind in ("rules", "datasources"):
+        st = sub.add_parser(kind, help=f"stored {kind}, from the database (list, delete)")
+        st_sub = st.add_subparsers(dest="action", required=True)
+        lst = st_sub.add_parser("list", help=f"every stored {kind[:-1]}, loadable or not")
+        lst.add_argument("--json", action="store_true")
+        common(lst)
+        dl = st_sub.add_parser("delete", help=f"delete one stored {kind[:-1]}")
+        dl.add_argument("ident", metavar="ID" if kind == "rules" else "NAME_OR_ID")
+        common(dl)
+        st.set_defaults(func=cmd_store, kind=kind)
     if with_render:
         # Jinja2 and PyYAML load only for render, never on the health path.
         from congress_ha.cluster.cli import add_render_parser

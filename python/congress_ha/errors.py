@@ -38,3 +38,9 @@ class Unavailable(ServiceError):
     """A needed peer (the DSD) or the database cannot answer now: HTTP 503."""
 
     status = 503
+
+
+class TooLarge(ServiceError):
+    """A request over one of the [limits]: HTTP 413, the message names the option."""
+
+    status = 413

@@ -110,6 +110,9 @@ class Server:
         policies = PolicyManager(engine, PolicyStore(sessions), lock, self.pe.send_actions,
                                  self.node.member)
         policies.broadcast = dsd_client.policy_changed
+        policies.rebuild = self.pe.rebuild_engine
+        policies.max_rule_chars = self.settings.limits.max_rule_chars
+        policies.max_rule_literals = self.settings.limits.max_rule_literals
         policies.schemas = self.pe.schemas
         self.pe.policies = policies
         self.pe.start()
@@ -118,9 +121,11 @@ class Server:
             from congress_ha.api.app import ApiServer, create_app
             from congress_ha.roles.service import Service
 
-            service = Service(self.pe, policies, sessions, dsd_client, self.status)
+            service = Service(self.pe, policies, sessions, dsd_client, self.status,
+                              self.settings)
             self.api = ApiServer(create_app(service, self.settings),
-                                 self.settings.api.bind_host, self.settings.api.bind_port)
+                                 self.settings.api.bind_host, self.settings.api.bind_port,
+                                 self.settings)
             self.api.start()
 
     def stop(self) -> None:

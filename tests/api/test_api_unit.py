@@ -7,7 +7,6 @@ from types import SimpleNamespace
 
 import pytest
 
-from congress_ha.api import app as app_module
 from congress_ha.api.app import create_app
 from congress_ha.api.routes import ROUTES
 from congress_ha.errors import Conflict, Unavailable
@@ -168,9 +167,9 @@ def test_malformed_bodies_are_400(client, data, ctype, says):
 
 
 def test_oversized_body_is_413(client):
-    big = b'{"name": "' + b"x" * (app_module.MAX_BODY + 10) + b'"}'
-    assert "larger than" in error_of(client.post("/v1/policies", data=big,
-                                                 content_type="application/json"), 413)
+    big = b'{"name": "' + b"x" * (8 * 1024 * 1024 + 10) + b'"}'
+    answer = client.post("/v1/policies", data=big, content_type="application/json")
+    assert "larger than [limits] max_request_bytes" in error_of(answer, 413)
 
 
 def test_delete_policy_returns_it(client):

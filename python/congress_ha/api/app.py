@@ -19,15 +19,13 @@ from werkzeug.exceptions import HTTPException
 from congress_ha.api import openapi, routes
 from congress_ha.api.http import ApiError, error_response
 from congress_ha.api.rows import RowsCache
+from congress_ha.config import limit
 from congress_ha.engine import PolicyError
 from congress_ha.errors import ServiceError
 from congress_ha.threads import Supervised
 
 LOG = logging.getLogger(__name__)
 
-# Large enough for a push of some 100k short rows, small enough that one
-# request cannot make a PE buffer much: a bigger table goes in several PUTs.
-MAX_BODY = 8 * 1024 * 1024
 
 
 class TokenFile:
@@ -68,7 +66,8 @@ def create_app(service: Any, settings: Any) -> Flask:
     and unusable.
     """
     app = Flask("congress_ha")
-    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY
+    max_body = limit(settings, "max_request_bytes")
+    app.config["MAX_CONTENT_LENGTH"] = max_body
     strategy = getattr(settings.api, "auth_strategy", "noauth") or "noauth"
     token = TokenFile(settings.api.token_file) if strategy == "token" else None
     routes.register(app, service, {"openapi": openapi.build(auth=token is not None),
@@ -109,7 +108,8 @@ def create_app(service: Any, settings: Any) -> Flask:
         status = exc.code or 500
         message = {404: f"the resource could not be found: {request.path}",
                    405: f"method {request.method} is not supported on {request.path}",
-                   413: f"body larger than {MAX_BODY} bytes; send less per request"}.get(
+                   413: f"body larger than [limits] max_request_bytes = {max_body} "
+                        "bytes; send less per request"}.get(
                        status, exc.description or exc.name)
         resp = error_response(status, message)
         if status == 405 and hasattr(exc, "valid_methods") and exc.valid_methods:
@@ -126,11 +126,16 @@ def create_app(service: Any, settings: Any) -> Flask:
 
 
 class ApiServer:
-    def __init__(self, app: Flask, host: str, port: int):
+    def __init__(self, app: Flask, host: str, port: int, settings: Any = None):
         from waitress.server import create_server
 
-        self.server = create_server(app, host=host, port=port, threads=8,
-                                    ident="congress-ha")
+        # waitress reads a chunked body whole before the app sees it: its own
+        # cap makes an endless body stop at the limit instead of filling /tmp.
+        self.server = create_server(
+            app, host=host, port=port, threads=8, ident="congress-ha",
+            max_request_body_size=limit(settings, "max_request_bytes"),
+            connection_limit=limit(settings, "api_connection_limit"),
+            channel_timeout=limit(settings, "api_idle_timeout"))
         self.closing = False
         self.thread = Supervised("api", self.server.run, stopping=lambda: self.closing)
 

@@ -60,9 +60,15 @@ def read_json(request: Request, required: bool) -> Any:
     except UnicodeDecodeError as exc:
         raise ApiError(400, f"body is not valid UTF-8 (byte {exc.start})") from None
     try:
-        return json.loads(text, parse_constant=_reject_constant)
+        value = json.loads(text, parse_constant=_reject_constant)
     except (ValueError, RecursionError) as exc:
         raise ApiError(400, f"body is not valid JSON: {exc}") from None
+    if value is None and required:
+        # JSON null is a body, but never the one a route wants: say so here, not
+        # with an AttributeError in the view (the first wave's 500 on 7 routes).
+        raise ApiError(400, "the body is JSON null; this request needs a JSON object "
+                            "or list")
+    return value
 
 
 TRUE = ("true", "1", "yes", "on")

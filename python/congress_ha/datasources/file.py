@@ -14,12 +14,19 @@ from __future__ import annotations
 import csv
 import json
 import os
+import stat
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from congress_ha.datasources.base import Driver, DriverError
+from congress_ha.engine import PolicyError
+from congress_ha.engine.engine import check_rows
+
+MAX_FILE_BYTES = 64 * 1024 * 1024
 
 
 class FileDriver(Driver):
@@ -63,31 +70,57 @@ class FileDriver(Driver):
             self.publish(table, rows)
 
     def _read(self) -> dict[str, tuple[list[str], list[tuple]]]:
+        """Every table of ``path``, checked whole (DriverError naming the file if not).
+
+        Checked by the engine's own row check, so a file that reads here is one
+        every PE can apply; a FIFO or a device is refused, never opened (a read
+        would block the thread), and so is a file over MAX_FILE_BYTES.
+        """
         base = Path(self.path)
-        files = sorted(base.iterdir()) if base.is_dir() else [base]
+        try:
+            files = sorted(base.iterdir()) if base.is_dir() else [base]
+        except OSError as exc:
+            raise DriverError(f"datasource {self.name}: cannot list {base}: "
+                              f"{exc.strerror}") from None
         tables: dict[str, tuple[list[str], list[tuple]]] = {}
         for f in files:
+            if f.suffix not in (".csv", ".json", ".yaml", ".yml"):
+                continue
             try:
-                if f.suffix == ".csv":
-                    with f.open(newline="") as fh:
-                        reader = list(csv.reader(fh))
-                    if reader:
-                        tables[f.stem] = (reader[0], [tuple(_num(v) for v in r)
-                                                      for r in reader[1:] if r])
-                elif f.suffix in (".json", ".yaml", ".yml"):
-                    text = f.read_text()
-                    if f.suffix == ".json":
-                        data = json.loads(text)
-                    else:
-                        import yaml
-                        data = yaml.safe_load(text)
-                    for table, rows in (data or {}).items():
-                        rows = [tuple(r) for r in rows]
-                        width = len(rows[0]) if rows else 0
-                        tables[table] = ([f"col{i}" for i in range(width)], rows)
-            except (OSError, ValueError, TypeError, AttributeError) as exc:
+                info = f.stat()
+                if not stat.S_ISREG(info.st_mode):
+                    raise DriverError(f"datasource {self.name}: {f} is not a regular file")
+                if info.st_size > MAX_FILE_BYTES:
+                    raise DriverError(f"datasource {self.name}: {f} is {info.st_size} bytes; "
+                                      f"the limit is {MAX_FILE_BYTES}")
+                for table, cols, rows in self._parse(f):
+                    tables[table] = (cols, check_rows(self.name, table, rows, len(cols)))
+            except (OSError, ValueError, TypeError, AttributeError, yaml.YAMLError,
+                    PolicyError) as exc:
                 raise DriverError(f"datasource {self.name}: cannot read {f}: {exc}") from None
         return tables
+
+    def _parse(self, f: Path) -> list[tuple[str, list[str], list]]:
+        if f.suffix == ".csv":
+            with f.open(newline="") as fh:
+                reader = [r for r in csv.reader(fh) if r]
+            if not reader:
+                return []
+            return [(f.stem, reader[0], [tuple(_num(v) for v in r) for r in reader[1:]])]
+        text = f.read_text()
+        data = json.loads(text) if f.suffix == ".json" else yaml.safe_load(text)
+        if data is None:
+            return []
+        if not isinstance(data, dict):
+            raise ValueError("expected an object of tables: {\"table\": [[value, ...], ...]}")
+        out = []
+        for table, rows in data.items():
+            if not isinstance(table, str) or not isinstance(rows, list) or not all(
+                    isinstance(r, list) for r in rows):
+                raise ValueError(f"table {table!r}: expected a list of rows, each a list")
+            width = len(rows[0]) if rows else 0
+            out.append((table, [f"col{i}" for i in range(width)], rows))
+        return out
 
     def execute(self, action: str, args: list, context: dict[str, Any]) -> None:
         line = json.dumps({"action_id": context.get("action_id"), "action": action,

@@ -11,7 +11,8 @@ import hashlib
 import json
 import uuid
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from .analysis import EXEC_NS, Context, Resolved, TableKey, check_recursion, resolve
@@ -62,6 +63,32 @@ class _Policy:
     rules: dict[str, _RuleEntry] = field(default_factory=dict)
 
 
+def check_rows(datasource: str, table: str, rows: Iterable, arity: int | None) -> list[Row]:
+    """``rows`` as tuples, or PolicyError: one width (``arity`` if given), scalar values.
+
+    The one check of data for the engine; the DSD runs it too on every table a
+    driver publishes, so what the DSD sends, every PE can take.
+    """
+    try:
+        out = [tuple(r) for r in rows]
+    except TypeError:
+        raise PolicyError(f"rows for '{datasource}:{table}' must be lists of values") from None
+    if not out:
+        return out
+    widths = {len(r) for r in out}
+    if arity is not None:
+        widths.add(arity)
+    if len(widths) > 1:
+        raise PolicyError(f"rows for '{datasource}:{table}' must all have "
+                          f"{arity if arity is not None else len(out[0])} columns")
+    for r in out:
+        for v in r:
+            if type(v) not in _SCALARS:
+                raise PolicyError(f"row {r!r} for '{datasource}:{table}' has a value of type "
+                                  f"{type(v).__name__}; values must be int, float or str")
+    return out
+
+
 class Engine:
     """Congress-style Datalog policies over datasource tables, maintained incrementally."""
 
@@ -75,6 +102,28 @@ class Engine:
         self._occurrences: dict[tuple[str, Row], int] = {}  # per execute head row
         self._uids = 0
         self._simulating = False
+
+    # -- rebuilding ----------------------------------------------------------
+    def successor(self) -> Engine:
+        """A new, empty engine that continues this one's action occurrence counts.
+
+        For a rebuild: load it inside ``quiet()``, so heads already true here are
+        not counted (or sent) again, and later derivations get the same action
+        ids that this engine would have given them.
+        """
+        new = Engine()
+        new._occurrences = dict(self._occurrences)
+        return new
+
+    @contextmanager
+    def quiet(self) -> Iterator[None]:
+        """Changes made inside derive no actions (a rebuild replays known state)."""
+        self._simulating = True
+        try:
+            yield
+        finally:
+            self._ev.risen.clear()
+            self._simulating = False
 
     # -- policies ------------------------------------------------------------
     def create_policy(self, name: str, kind: str = "nonrecursive",
@@ -224,23 +273,31 @@ class Engine:
                                   "but its rows have a different number")
         self._schemas[datasource] = {t: list(c) for t, c in tables.items()}
 
-    def _rows(self, datasource: str, table: str, rows: Iterable) -> list[Row]:
-        out = [tuple(r) for r in rows]
-        if not out:
-            return out
-        arity = self._arity((datasource, table))
-        widths = {len(r) for r in out}
-        if arity is not None:
-            widths.add(arity)
-        if len(widths) > 1:
-            raise PolicyError(f"rows for '{datasource}:{table}' must all have "
-                              f"{arity if arity is not None else len(out[0])} columns")
-        for r in out:
-            for v in r:
-                if type(v) not in _SCALARS:
-                    raise PolicyError(f"row {r!r} for '{datasource}:{table}' has a value of type "
-                                      f"{type(v).__name__}; values must be int, float or str")
-        return out
+    def check_data(self, datasource: str, schema: dict[str, list[str]] | None,
+                   tables: dict[str, Iterable]) -> None:
+        """Raise PolicyError unless ``tables`` (and ``schema``, if given) can be applied.
+
+        Changes nothing: a PE checks a whole snapshot or delta with this before
+        it touches its replica or its engine, so a bad one leaves both as they were.
+        """
+        if schema is not None:
+            for table, columns in schema.items():
+                if not isinstance(columns, list | tuple) or not all(
+                        isinstance(c, str) for c in columns):
+                    raise PolicyError(f"columns of table '{datasource}:{table}' must be names")
+                refs = self._arity_refs.get((datasource, table))
+                if refs and any(width != len(columns) for width in refs):
+                    raise PolicyError(f"schema of '{datasource}:{table}' has {len(columns)} "
+                                      f"columns but rules use it with {min(refs)}")
+        for table, rows in tables.items():
+            width = len(schema[table]) if schema is not None and table in schema else None
+            self._rows(datasource, table, rows, width)
+
+    def _rows(self, datasource: str, table: str, rows: Iterable,
+              arity: int | None = None) -> list[Row]:
+        if arity is None:
+            arity = self._arity((datasource, table))
+        return check_rows(datasource, table, rows, arity)
 
     def apply_delta(self, datasource: str, table: str, added: Iterable[tuple],
                     removed: Iterable[tuple]) -> list[Action]:

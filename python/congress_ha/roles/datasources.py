@@ -19,9 +19,12 @@ from congress_ha.bus.node import BusNode
 from congress_ha.bus.peers import PeerEvent
 from congress_ha.bus.tables import TablePublisher
 from congress_ha.bus.transport import TOPIC_DSD, TOPIC_TABLES, BusError, Transport
+from congress_ha.config import limit
 from congress_ha.datasources.base import Driver, DriverError
 from congress_ha.datasources.push import PushDriver
 from congress_ha.datasources.registry import make_driver
+from congress_ha.engine import PolicyError
+from congress_ha.engine.engine import check_rows
 from congress_ha.leader import Decision, Execute, LeaderState, Request
 from congress_ha.store.datasources import list_datasources, pushed_rows, save_pushed_rows
 from congress_ha.store.db import StoreError
@@ -41,6 +44,7 @@ class DatasourceRole:
         self.transport = transport
         self.sessions = sessions
         self.clock = clock
+        self.max_rows = limit(settings, "max_rows_per_table")
         ha = settings.ha
         self.leader = LeaderState(peer_timeout=ha.peer_timeout,
                                   shadow_size=ha.shadow_log_size,
@@ -119,23 +123,30 @@ class DatasourceRole:
             extra = {"persisted": pushed_rows(self.sessions, name)} if ds.driver == "push" \
                 else {}
             try:
-                driver = make_driver(ds.name, ds.driver, ds.config,
-                                     self._publisher_for(ds.name), **extra)
-            except DriverError as exc:
-                if self.errors.get(name) != str(exc):
-                    LOG.error("[%s] %s", self.node.member, exc)
-                self.errors[name] = str(exc)
+                self._start_driver(ds, extra)
+            except Exception as exc:  # noqa: BLE001 - one bad datasource never stops the rest
+                why = str(exc) if isinstance(exc, DriverError) else \
+                    f"datasource {name}: cannot start: {type(exc).__name__}: {exc}"
+                if self.errors.get(name) != why:
+                    LOG.error("[%s] %s", self.node.member, why)
+                self.errors[name] = why
+                if name in self.drivers:
+                    self._stop_driver(name, "stopped after failing to start")
                 continue
             self.errors.pop(name, None)
-            with self.lock:
-                self.publisher.add_datasource(ds.name, driver.schema())
-                self.drivers[ds.name] = driver
-                self.definitions[ds.name] = _definition(ds)
-            driver.start()
             LOG.info("[%s] datasource %s (%s) started", self.node.member, ds.name, ds.driver)
         for name in list(self.errors):
             if name not in wanted:
                 del self.errors[name]
+
+    def _start_driver(self, ds, extra: dict) -> None:
+        driver = make_driver(ds.name, ds.driver, ds.config, self._publisher_for(ds.name),
+                             **extra)
+        with self.lock:
+            self.publisher.add_datasource(ds.name, driver.schema())
+            self.drivers[ds.name] = driver
+            self.definitions[ds.name] = _definition(ds)
+        driver.start()
 
     def _stop_driver(self, name: str, why: str) -> None:
         with self.lock:
@@ -155,8 +166,21 @@ class DatasourceRole:
             if not self._stop.is_set():
                 self.reload_datasources()
 
+    def _checked(self, name: str, table: str, rows) -> list[tuple]:
+        """The rows, checked by the engine's own check (DriverError if bad): what the
+        DSD publishes, every PE can apply."""
+        if isinstance(rows, list | tuple | set) and len(rows) > self.max_rows:
+            raise DriverError(f"datasource {name} table {table}: {len(rows)} rows; the "
+                              f"limit is [limits] max_rows_per_table = {self.max_rows}")
+        columns = self.publisher.schemas.get(name, {}).get(table)
+        try:
+            return check_rows(name, table, rows, len(columns) if columns else None)
+        except PolicyError as exc:
+            raise DriverError(str(exc)) from None
+
     def _publisher_for(self, name: str):
         def publish(table: str, rows) -> None:
+            rows = self._checked(name, table, rows)
             with self.lock:
                 if name not in self.publisher.seqs:
                     return  # stopped meanwhile
@@ -315,7 +339,7 @@ class DatasourceRole:
             return _error("invalid", f"datasource {datasource} ({type(driver).__name__}) "
                           "does not accept pushed rows; use a datasource of driver 'push'")
         try:
-            normalized = driver.normalize(table, rows)
+            normalized = self._checked(datasource, table, driver.normalize(table, rows))
         except DriverError as exc:
             return _error("invalid", f"datasource {datasource} table {table}: {exc}")
         # Stored first, so a DSD restarted anywhere publishes the same rows again.

@@ -15,8 +15,17 @@ import threading
 import uuid
 from collections.abc import Callable
 
+from congress_ha.config import limit
 from congress_ha.engine import Engine, PolicyError
-from congress_ha.errors import AlreadyExists, Conflict, InvalidInput, NotFound, Unavailable
+from congress_ha.engine.parser import parse
+from congress_ha.errors import (
+    AlreadyExists,
+    Conflict,
+    InvalidInput,
+    NotFound,
+    TooLarge,
+    Unavailable,
+)
 from congress_ha.store import policies as ps
 from congress_ha.store.db import StoreError
 
@@ -38,6 +47,29 @@ class PolicyManager:
         self.records: dict[str, ps.PolicyRecord] = {}   # by name
         self.broadcast: Callable[[int], None] = lambda rev: None
         self.schemas: Callable[[], dict[str, dict[str, list[str]]]] = dict
+        # Set by the server: PolicyEngineRole.rebuild_engine, which makes a new
+        # engine from the replica and load_into() when this one misbehaves.
+        self.rebuild: Callable[[str], None] | None = None
+        self.quarantined: dict[str, tuple[str, str, str]] = {}  # rule id -> policy, text, why
+        self.max_rule_chars = limit(None, "max_rule_chars")      # set from [limits]
+        self.max_rule_literals = limit(None, "max_rule_literals")
+
+    def check_bounds(self, text: object, what: str = "rule") -> None:
+        """Refuse a rule over [limits] before any lock is taken or any work done."""
+        if not isinstance(text, str):
+            raise InvalidInput(f"{what}: expected a string, e.g. \"p(x) :- q(x)\"")
+        if len(text) > self.max_rule_chars:
+            raise TooLarge(f"{what} is {len(text)} characters; the limit is [limits] "
+                           f"max_rule_chars = {self.max_rule_chars}: split it into rules")
+        try:
+            statements = parse(text)
+        except PolicyError as exc:
+            raise InvalidInput(str(exc)) from None
+        for rule in statements:
+            if len(rule.body) > self.max_rule_literals:
+                raise TooLarge(f"{what} has {len(rule.body)} body literals; the limit is "
+                               f"[limits] max_rule_literals = {self.max_rule_literals}: "
+                               "split it into rules that name their joins")
 
     # -- sync -----------------------------------------------------------------
 
@@ -69,11 +101,50 @@ class PolicyManager:
             LOG.warning("[%s] policy sync failed: %s", self.member, exc)
             return self.revision
         with self.lock:
-            if state.revision == self.revision:
+            # <=, not ==: a sync that read the database before another one applied
+            # a newer revision must not put the older state back (read-your-writes).
+            if state.revision <= self.revision:
                 return self.revision
-            actions = self._apply(state)
+            try:
+                actions = self._apply(state)
+            except Exception as exc:  # noqa: BLE001 - an engine bug: never serve from it
+                LOG.exception("[%s] the engine failed applying revision %d; rebuilding it",
+                              self.member, state.revision)
+                self.records = dict(state.policies)
+                self.revision = state.revision
+                if self.rebuild is None:
+                    raise
+                self.rebuild(f"{type(exc).__name__}: {exc}")
+                actions = []
         self.send_actions(actions)
         return state.revision
+
+    def load_into(self, engine: Engine) -> None:
+        """Every policy and rule held into ``engine`` (a rebuild); what it refuses is
+        quarantined, never fatal."""
+        self.quarantined.clear()
+        for name, rec in self.records.items():
+            try:
+                engine.create_policy(name, _engine_kind(rec.kind), rec.abbreviation or None,
+                                     rec.description)
+            except Exception as exc:  # noqa: BLE001 - quarantined: the rest must load
+                for rule in rec.rules:
+                    self._quarantine(name, rule, f"its policy cannot be created: {exc}")
+                continue
+            for rule in rec.rules:
+                try:
+                    engine.insert_rule(name, rule.rule, rule_id=rule.id)
+                except Exception as exc:  # noqa: BLE001 - quarantined: the rest must load
+                    self._quarantine(name, rule, exc)
+
+    def _quarantine(self, policy: str, rule: ps.RuleRecord, why: object) -> None:
+        """A stored rule this engine cannot run: skipped, shown, never fatal."""
+        text = why if isinstance(why, str) else f"{type(why).__name__}: {why}"
+        if self.quarantined.get(rule.id, ("", "", ""))[2] != text:
+            LOG.error("[%s] stored rule %s of policy %s quarantined (not evaluated): %s; "
+                      "delete it with `congress-ha-ctl rules delete %s`", self.member,
+                      rule.id, policy, text, rule.id)
+        self.quarantined[rule.id] = (policy, rule.rule, text)
 
     def _apply(self, state: ps.PolicyState) -> list:
         actions: list = []
@@ -83,6 +154,8 @@ class PolicyManager:
             if new is None or new.id != old.id or new.kind != old.kind:
                 actions += engine.delete_policy(name)
                 del self.records[name]
+                for rule in old.rules:
+                    self.quarantined.pop(rule.id, None)
         for name, new in state.policies.items():
             old = self.records.get(name)
             if old is None:
@@ -93,7 +166,8 @@ class PolicyManager:
                 old_ids = {r.id for r in old.rules}
             new_ids = {r.id for r in new.rules}
             for rid in old_ids - new_ids:
-                actions += engine.delete_rule(name, rid)
+                if self.quarantined.pop(rid, None) is None:  # never in the engine
+                    actions += engine.delete_rule(name, rid)
             for rule in new.rules:
                 if rule.id in old_ids:
                     continue
@@ -102,8 +176,7 @@ class PolicyManager:
                     actions += fired
                 except PolicyError as exc:
                     # Stored under the guard, so valid when written; say so loudly.
-                    LOG.error("[%s] stored rule %s of %s rejected by this engine: %s",
-                              self.member, rule.id, name, exc)
+                    self._quarantine(name, rule, exc)
             self.records[name] = new
         self.revision = state.revision
         LOG.info("[%s] policies at revision %d", self.member, self.revision)
@@ -154,11 +227,21 @@ class PolicyManager:
                  action_policy: str | None) -> set[tuple]:
         name = self._find(policy).name
         action = self._find(action_policy).name if action_policy else None
+        for text, what in ((query, "query"), (sequence, "sequence")):
+            if isinstance(text, str) and len(text) > self.max_rule_chars:
+                raise TooLarge(f"{what} is {len(text)} characters; the limit is [limits] "
+                               f"max_rule_chars = {self.max_rule_chars}")
         with self.lock:
             try:
                 return self.engine.simulate(name, query, sequence, action)
             except PolicyError as exc:
                 raise InvalidInput(str(exc)) from None
+            except Exception as exc:  # noqa: BLE001 - its undo may not have run
+                LOG.exception("[%s] simulate failed inside the engine", self.member)
+                if self.rebuild is not None:
+                    self.rebuild(f"simulate: {type(exc).__name__}: {exc}")
+                raise InvalidInput(f"simulate failed ({type(exc).__name__}: {exc}); the "
+                                   "policies are unchanged") from None
 
     # -- guarded writes -------------------------------------------------------
 
@@ -191,6 +274,8 @@ class PolicyManager:
         if kind not in KINDS:
             raise InvalidInput(f"policy kind {kind!r} is not one of {', '.join(KINDS)}")
         rules = [(r, n or "", c or "") for r, n, c in rules]
+        for i, (text, _, _) in enumerate(rules):
+            self.check_bounds(text, f"rules[{i}]")
 
         def attempt(expected: int) -> ps.PolicyRecord:
             with self.lock:
@@ -231,6 +316,7 @@ class PolicyManager:
                  comment: str = "") -> ps.RuleRecord:
         if not isinstance(text, str) or not text.strip():
             raise InvalidInput("rule: give the rule text, e.g. \"p(x) :- q(x)\"")
+        self.check_bounds(text)
         rule_id = str(uuid.uuid4())
 
         def attempt(expected: int):
@@ -240,6 +326,11 @@ class PolicyManager:
                     self.engine.check_rule(record.name, text)
                 except PolicyError as exc:
                     raise InvalidInput(str(exc)) from None
+                except Exception as exc:  # noqa: BLE001 - a check changes nothing
+                    LOG.exception("[%s] checking a rule failed", self.member)
+                    raise InvalidInput(f"rule {text[:80]!r} could not be checked "
+                                       f"({type(exc).__name__}: {exc}); nothing was stored"
+                                       ) from None
             return self.store.add_rule(expected, record.id, rule_id, text, name or "",
                                        comment or "")
 
@@ -268,6 +359,7 @@ class PolicyManager:
         for i, r in enumerate(rules):
             if not isinstance(r, dict) or not isinstance(r.get("rule"), str):
                 raise InvalidInput(f"rules[{i}]: expected an object with a 'rule' string")
+            self.check_bounds(r["rule"], f"rules[{i}]")
             texts.append(r["rule"])
         with self.lock:
             self._check_new_policy(name, kind, texts)

@@ -21,6 +21,7 @@ from congress_ha.bus.node import BusNode
 from congress_ha.bus.peers import PeerEvent
 from congress_ha.bus.tables import Change, TableReplica
 from congress_ha.bus.transport import TOPIC_DSD, TOPIC_TABLES, BusError, Transport
+from congress_ha.engine import PolicyError
 from congress_ha.threads import Supervised
 
 LOG = logging.getLogger(__name__)
@@ -31,6 +32,7 @@ POLICY_POLL = 2.0  # seconds: the backstop for a missed policy_changed broadcast
 # without closing its connection, whatever the broker still handed it).
 RESEND_LEAD = 5.0
 RESEND_MAX = 5000
+REJECT_RETRY = 5.0  # seconds between snapshot attempts of a rejected datasource
 
 
 class PolicyEngineRole:
@@ -58,6 +60,8 @@ class PolicyEngineRole:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._ready: tuple[bool, str] = (False, "starting")
+        self.rejected: dict[str, tuple[str, float]] = {}  # datasource -> (why, retry at)
+        self.rebuilds = 0
 
     # -- lifecycle ------------------------------------------------------------
 
@@ -131,6 +135,14 @@ class PolicyEngineRole:
     def on_delta(self, data: dict) -> None:
         delta = TableDelta.from_dict(data)
         with self.lock:
+            if delta.datasource in self.rejected:
+                return  # only a snapshot that passes the checks brings it back
+            try:
+                self.engine.check_data(delta.datasource, None,
+                                       {delta.table: list(delta.added) + list(delta.removed)})
+            except PolicyError as exc:
+                self._reject(delta.datasource, f"delta {delta.seq}: {exc}")
+                return
             actions = self._derive(self.replica.on_delta(delta))
             needs = self.replica.needs_snapshot()
         self.send_actions(actions)
@@ -155,7 +167,9 @@ class PolicyEngineRole:
                 next_poll = self.clock() + POLICY_POLL
                 self.policies.sync()
             with self.lock:
-                needed = [n for n in self.replica.needs_snapshot() if n in self.announced]
+                now = self.clock()
+                needed = [n for n in self.replica.needs_snapshot() if n in self.announced
+                          and self.rejected.get(n, ("", 0.0))[1] <= now]
             for name in needed:
                 self._fetch(name)
 
@@ -169,7 +183,15 @@ class PolicyEngineRole:
             return  # the DSD no longer has it; its next heartbeat drops it
         snap = Snapshot.from_dict(data)
         with self.lock:
-            self.engine.set_schema(snap.datasource, snap.schema)
+            try:
+                # All of it checked before the replica or the engine changes.
+                self.engine.check_data(snap.datasource, snap.schema, snap.tables)
+                self.engine.set_schema(snap.datasource, snap.schema)
+            except PolicyError as exc:
+                self._reject(snap.datasource, f"snapshot at seq {snap.seq}: {exc}")
+                return
+            if self.rejected.pop(snap.datasource, None) is not None:
+                LOG.warning("[%s] datasource %s accepted again", self.node.member, name)
             changes = self.replica.on_snapshot(snap)
             actions = self._derive(changes)
         LOG.debug("[%s] snapshot of %s: %d rows changed, %d actions", self.node.member, name,
@@ -178,14 +200,63 @@ class PolicyEngineRole:
                  snap.seq)
         self.send_actions(actions)
 
+    def _reject(self, datasource: str, why: str) -> None:
+        """Keep the last good state of ``datasource``; retry later; say why, once.
+
+        Every PE gets the same data, so a row or schema the engine refuses would
+        otherwise fail on every PE at once; instead the datasource's previous
+        state stays, readiness says why, and a snapshot is tried again later.
+        """
+        if self.rejected.get(datasource, (None,))[0] != why:
+            LOG.error("[%s] datasource %s rejected, its previous state kept: %s",
+                      self.node.member, datasource, why)
+        self.rejected[datasource] = (why, self.clock() + REJECT_RETRY)
+        rep = self.replica.replicas.get(datasource)
+        if rep is not None:
+            rep.synced = False
+
     # -- actions --------------------------------------------------------------
 
     def _derive(self, changes: list[Change]) -> list:
         """Called under the lock, so the engine sees changes in replica order."""
         actions: list = []
-        for c in changes:
-            actions += self.engine.apply_delta(c.datasource, c.table, c.added, c.removed)
+        try:
+            for c in changes:
+                actions += self.engine.apply_delta(c.datasource, c.table, c.added, c.removed)
+        except Exception as exc:  # noqa: BLE001 - checked data failed: an engine bug
+            LOG.exception("[%s] the engine failed on a table change; rebuilding it",
+                          self.node.member)
+            self.rebuild_engine(f"{type(exc).__name__}: {exc}")
+            return []
         return actions
+
+    def rebuild_engine(self, reason: str) -> None:
+        """Replace the engine by one built from the replica and the policies held.
+
+        Never serve from an engine that raised where it should not: it may hold
+        half a change. The new one continues the old one's action occurrence
+        counts and is loaded quietly, so nothing already derived is sent again;
+        what the failed change itself would have derived is not sent (logged).
+        """
+        with self.lock:
+            new = self.engine.successor()
+            with new.quiet():
+                for name, rep in self.replica.replicas.items():
+                    if not rep.synced:
+                        continue
+                    try:
+                        new.set_schema(name, rep.schema)
+                        for table, rows in rep.tables.items():
+                            new.replace_table(name, table, rows)
+                    except PolicyError as exc:
+                        self._reject(name, f"rebuild: {exc}")
+                if self.policies is not None:
+                    self.policies.engine = new
+                    self.policies.load_into(new)
+            self.engine = new
+            self.rebuilds += 1
+        LOG.error("[%s] engine rebuilt from the replica and the stored policies (rebuild "
+                  "%d) after: %s", self.node.member, self.rebuilds, reason)
 
     def send_actions(self, actions: list) -> None:
         for action in actions:
@@ -233,6 +304,9 @@ class PolicyEngineRole:
     def _compute_ready(self) -> tuple[bool, str]:
         if self.dsd is None:
             return False, "no live DSD heard"
+        if self.rejected:
+            return False, "; ".join(f"datasource {n} rejected: {why}"
+                                    for n, (why, _) in sorted(self.rejected.items()))
         missing = [n for n in self.announced if not self.replica.is_synced([n])]
         if missing:
             return False, "not synced: " + ", ".join(missing)
@@ -261,7 +335,13 @@ class PolicyEngineRole:
                     "policy_revision": self.policies.revision if self.policies else None,
                     "seqs": dict(self.replica.seqs()) if locked else None,
                     "resyncs": self.replica.resyncs, "gaps": self.replica.gaps,
-                    "actions_sent": self.sent, "send_failures": self.send_failures}
+                    "actions_sent": self.sent, "send_failures": self.send_failures,
+                    "rejected": {n: why for n, (why, _) in self.rejected.items()},
+                    "engine_rebuilds": self.rebuilds,
+                    "quarantined_rules": [
+                        {"id": rid, "policy": pol, "rule": text, "error": why}
+                        for rid, (pol, text, why) in sorted(
+                            (self.policies.quarantined if self.policies else {}).items())]}
         finally:
             if locked:
                 self.lock.release()

@@ -13,8 +13,9 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from congress_ha.config import limit
 from congress_ha.datasources.registry import DRIVERS, driver_info, validate_config
-from congress_ha.errors import AlreadyExists, InvalidInput, NotFound, Unavailable
+from congress_ha.errors import AlreadyExists, InvalidInput, NotFound, TooLarge, Unavailable
 from congress_ha.store import datasources as ds_store
 from congress_ha.store.db import StoreError
 from congress_ha.store.models import Datasource
@@ -38,7 +39,7 @@ def _record(ds: Datasource) -> DatasourceRecord:
 
 
 class Service:
-    def __init__(self, pe, policies, sessions, dsd_client, status_fn):
+    def __init__(self, pe, policies, sessions, dsd_client, status_fn, settings=None):
         self.pe = pe                  # roles.policy_engine.PolicyEngineRole
         self.policies = policies      # roles.policies.PolicyManager
         self.sessions = sessions
@@ -46,6 +47,7 @@ class Service:
         self.status_fn = status_fn
         self._cached: list[DatasourceRecord] = []
         self._cached_at = 0.0
+        self.max_rows = limit(settings, "max_rows_per_table")
 
     # -- policies (delegated; see roles/policies.py) --------------------------
 
@@ -171,6 +173,9 @@ class Service:
         return self.pe.rows(record.name, table)
 
     def push_rows(self, ident: str, table: str, rows: list) -> None:
+        if isinstance(rows, list) and len(rows) > self.max_rows:
+            raise TooLarge(f"{len(rows)} rows in one push; the limit is [limits] "
+                           f"max_rows_per_table = {self.max_rows}")
         record = self.get_datasource(ident)
         self.dsd.push_rows(record.name, table, rows)
 
