@@ -545,6 +545,14 @@ def test_a_rewritten_token_file_takes_effect(token_client):
         .status_code == 200
 
 
+def test_a_token_file_emptied_while_running_keeps_the_last_token_and_never_500s(
+        token_client):
+    token_client.token_path.write_text("")
+    assert token_client.get("/v1/policies", headers={"X-Auth-Token": "s3cret"}) \
+        .status_code == 200
+    assert token_client.get("/v1/policies").status_code == 401
+
+
 def test_unusable_token_file_stops_the_app(svc, tmp_path):
     with pytest.raises(ValueError, match="cannot be read"):
         create_app(svc, settings("token", str(tmp_path / "missing")))

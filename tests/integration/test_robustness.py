@@ -295,3 +295,14 @@ def test_a_stored_rule_that_cannot_load_is_quarantined_and_ctl_deletes_it(tmp_pa
         n.works()
     finally:
         n.cluster.stop_all()
+
+
+def test_a_datasource_whose_tables_disagree_with_the_rules_is_refused(node):
+    assert node.api("POST", "/v1/policies", {"name": "widths"})[0] == 201
+    assert node.api("POST", "/v1/policies/widths/rules",
+                    {"rule": "w(x) :- later:t(x, y)"})[0] == 201
+    status, body = node.api("POST", "/v1/data-sources", {
+        "name": "later", "driver": "push", "config": {"tables": {"t": ["a"]}}})
+    assert status == 400 and "later:t" in body["error"]["message"], body
+    assert all(d["name"] != "later" for d in node.api("GET", "/v1/data-sources")[1]["results"])
+    node.works()

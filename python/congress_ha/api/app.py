@@ -45,8 +45,14 @@ class TokenFile:
                 with open(self.path, "rb") as fh:
                     token = fh.read().strip()
                 if not token:
-                    raise ValueError(f"[api] token_file {self.path} is empty; write the "
-                                     "API token into it")
+                    if self.stamp is None:
+                        raise ValueError(f"[api] token_file {self.path} is empty; write "
+                                         "the API token into it")
+                    # Emptied while running (a rewrite in progress, or a mistake):
+                    # keep the last good token rather than fail every request.
+                    LOG.warning("[api] token_file %s is empty; the previous token stays "
+                                "in use", self.path)
+                    return self.token
                 self.token, self.stamp = token, stamp
         except OSError as exc:
             if self.stamp is None:

@@ -25,14 +25,20 @@ def make_driver(name: str, driver: str, config: dict, publish, **extra) -> Drive
     return cls(name, config, publish, **extra)
 
 
-def validate_config(name: str, driver: str, config: Any) -> None:
-    """Build the driver offline (nothing starts) to check its config: InvalidInput if bad."""
+def validate_config(name: str, driver: str, config: Any) -> dict[str, list[str]]:
+    """Build the driver offline (nothing starts) to check its config: InvalidInput if bad.
+
+    Returns the schema it would publish, for the caller to check against the rules.
+    """
     if not isinstance(config, dict):
         raise InvalidInput(f"datasource {name}: config must be a JSON object")
     try:
-        make_driver(name, driver, config, lambda *_: None)
+        return make_driver(name, driver, config, lambda *_: None).schema()
     except DriverError as exc:
         raise InvalidInput(str(exc)) from None
+    except Exception as exc:  # noqa: BLE001 - whatever a driver does with a bad config
+        raise InvalidInput(f"datasource {name}: driver {driver!r} refused the config "
+                           f"({type(exc).__name__}: {exc})") from None
 
 
 def driver_info(driver: str, config: dict | None = None) -> dict[str, Any]:

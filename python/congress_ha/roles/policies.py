@@ -54,6 +54,15 @@ class PolicyManager:
         self.max_rule_chars = limit(None, "max_rule_chars")      # set from [limits]
         self.max_rule_literals = limit(None, "max_rule_literals")
 
+    def check_schema(self, datasource: str, schema: dict[str, list[str]]) -> None:
+        """InvalidInput if the rules held use a table of ``schema`` with another width."""
+        with self.lock:
+            try:
+                self.engine.check_data(datasource, schema, {})
+            except PolicyError as exc:
+                raise InvalidInput(f"datasource {datasource}: {exc}; change the rules "
+                                   "or the datasource's tables") from None
+
     def check_bounds(self, text: object, what: str = "rule") -> None:
         """Refuse a rule over [limits] before any lock is taken or any work done."""
         if not isinstance(text, str):

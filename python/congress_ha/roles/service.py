@@ -132,7 +132,8 @@ class Service:
         if not isinstance(name, str) or not name or not name.replace("_", "a").isalnum():
             raise InvalidInput(f"datasource name {name!r}: use letters, digits and _ "
                                "(it is used in policy rules as NAME:table)")
-        validate_config(name, driver, config or {})  # raises InvalidInput
+        schema = validate_config(name, driver, config or {})  # raises InvalidInput
+        self.policies.check_schema(name, schema)  # against the rules that use it
         if any(d.name == name for d in self.list_datasources()):
             raise AlreadyExists(f"datasource {name!r} already exists")
         try:
