@@ -306,3 +306,122 @@ def test_a_datasource_whose_tables_disagree_with_the_rules_is_refused(node):
     assert status == 400 and "later:t" in body["error"]["message"], body
     assert all(d["name"] != "later" for d in node.api("GET", "/v1/data-sources")[1]["results"])
     node.works()
+
+
+# -- generated inputs ------------------------------------------------------------------
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+NAMES = st.text(st.sampled_from("abcxyzq_09é中"), min_size=1, max_size=12)
+TERMS = st.one_of(
+    st.sampled_from(["x", "y", "z", "_", "x1"]),
+    st.integers(min_value=-(10 ** 400), max_value=10 ** 400).map(str),
+    st.floats(allow_nan=False, allow_infinity=False).map(repr),
+    st.text(max_size=20).map(lambda t: json.dumps(t)),
+)
+ATOMS = st.builds(lambda neg, ns, name, args: ("not " if neg else "") + (ns + ":" if ns else "")
+                  + name + "(" + ", ".join(args) + ")",
+                  st.booleans(), st.one_of(st.just(""), NAMES), NAMES,
+                  st.lists(TERMS, max_size=8))
+RULES = st.one_of(
+    st.builds(lambda head, body: head.replace("not ", "") + (" :- " + ", ".join(body)
+                                                           if body else ""),
+              ATOMS, st.lists(ATOMS, max_size=70)),
+    st.text(max_size=300),
+    st.integers(1, 400).map(lambda d: "p(x) :- " + "(" * d + "q(x)" + ")" * d),
+)
+JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False)
+                    | st.text(max_size=30),
+                    lambda inner: st.lists(inner, max_size=5)
+                    | st.dictionaries(st.text(max_size=10), inner, max_size=5),
+                    max_leaves=30)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck),
+          database=None)
+@given(rule=RULES)
+def test_generated_rules_never_get_a_server_error(node, rule):
+    status, body = node.api("POST", "/v1/policies/classification/rules", {"rule": rule})
+    assert status < 500, (rule, body)
+    if status == 201:
+        node.api("DELETE", f"/v1/policies/classification/rules/{body['id']}")
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=list(HealthCheck),
+          database=None)
+@given(body=JSON, target=st.sampled_from([
+    ("POST", "/v1/policies"), ("POST", "/v1/policies/classification/rules"),
+    ("POST", "/v1/data-sources"), ("POST", "/v1/librarypolicies"),
+    ("PUT", "/v1/data-sources/bulk/tables/t/rows"),
+    ("POST", "/v1/policies/classification?action=simulate")]))
+def test_generated_bodies_never_get_a_server_error(node, body, target):
+    method, path = target
+    status, answer = node.api(method, path, body)
+    assert status < 500, (method, path, body, answer)
+
+
+def test_after_the_generated_inputs_the_node_still_works_and_restarts(node):
+    node.works()
+    node.restart()
+    node.works()
+
+
+def test_on_two_api_pe_and_a_dsd_over_a_broker_no_input_stops_a_replica(broker, tmp_path):
+    """The same inputs where replicas really share them: each PE holds its own
+    engine, fed by the DSD over RabbitMQ."""
+    c = Cluster(tmp_path, broker.url)
+    pes = [c.add_pe("pe1"), c.add_pe("pe2")]
+    dsd = c.add_dsd("dsd")
+    try:
+        for p in (*pes, dsd):
+            p.start()
+        wait_for(lambda: all(p.healthy("api-pe", 20) for p in pes)
+                 and dsd.healthy("datasources", 20), 60, "the cluster ready")
+
+        def api(p, method, path, body=None):
+            return request(p.api_port, method, path, body, timeout=60)
+
+        data = tmp_path / "rows.json"
+        data.write_text(json.dumps({"t": [[1, 2]]}))
+        assert api(pes[0], "POST", "/v1/data-sources", {
+            "name": "files", "driver": "file",
+            "config": {"path": str(data), "action_log": str(tmp_path / "a.log"),
+                       "poll_interval": 0.2}})[0] == 201
+        assert api(pes[0], "POST", "/v1/policies", {"name": "shared"})[0] == 201
+        assert api(pes[1], "POST", "/v1/policies/shared/rules", {"rule": chain(60)})[0] == 413
+        for i in range(32):
+            api(pes[0], "POST", "/v1/policies/shared/rules", {"rule": f"e({i}, {i + 1})"})
+        assert api(pes[1], "POST", "/v1/policies/shared/rules", {"rule": chain(30)})[0] == 201
+        assert api(pes[0], "POST", "/v1/policies/shared/rules",
+                   {"rule": "f(x) :- files:t(x, y)"})[0] == 201
+        data.write_text('{"t": [[1, [2]]]}')   # nested: refused where the DSD reads it
+
+        def answers(p):
+            rows = api(p, "GET", "/v1/policies/shared/tables/p/rows")[1]["results"]
+            f = api(p, "GET", "/v1/policies/shared/tables/f/rows")[1]["results"]
+            return len(rows) == 3 and f == [{"data": [1]}]
+
+        for p in pes:
+            wait_for(lambda p=p: answers(p), 30, f"{p.name} answering")
+        wait_for(lambda: "cannot read" in json.dumps(
+            api(pes[1], "GET", "/v1/data-sources/files/status")[1]), 30, "the file error")
+        assert all(p.healthy("api-pe", 10) for p in pes) and dsd.healthy("datasources", 10)
+        for p in (*pes, dsd):
+            assert p.terminate() == 0
+        for p in (*pes, dsd):
+            p.start()
+        wait_for(lambda: all(p.healthy("api-pe", 20) for p in pes), 60, "ready after restart")
+        # The file is still bad and a restarted DSD has no last good rows of it: the
+        # datasource says why, its table is empty, and everything else answers.
+        wait_for(lambda: "cannot read" in json.dumps(
+            api(pes[0], "GET", "/v1/data-sources/files/status")[1]), 30,
+            "the file error after the restart")
+        for p in pes:
+            wait_for(lambda p=p: len(api(p, "GET", "/v1/policies/shared/tables/p/rows")[1]
+                                     ["results"]) == 3, 30, f"{p.name} answering")
+        data.write_text(json.dumps({"t": [[1, 2]]}))   # repaired: picked up by the poll
+        for p in pes:
+            wait_for(lambda p=p: answers(p), 30, f"{p.name} answering after the repair")
+    finally:
+        c.stop_all()
