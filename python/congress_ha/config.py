@@ -84,6 +84,13 @@ OPTIONS: tuple[Opt, ...] = (
         "this); more: 400.", minimum=1),
     Opt("limits", "max_rows_per_table", "int", 100000,
         "Most rows one push may put in a table; more: 413.", minimum=1),
+    Opt("limits", "api_engine_requests", "int", 6,
+        "API requests that may use or wait for the policy engine at once (of the API's "
+        "8 threads); more: 503 with Retry-After, so threads stay free for /healthz.",
+        minimum=1),
+    Opt("limits", "api_engine_wait", "float", 5.0,
+        "Seconds an API request waits for the engine while an evaluation runs; then "
+        "503 with Retry-After.", minimum=0.1),
     Opt("limits", "api_connection_limit", "int", 1000,
         "Connections the API holds open at once; past it new ones wait.", minimum=10),
     Opt("limits", "api_idle_timeout", "float", 30.0,

@@ -40,6 +40,12 @@ class Unavailable(ServiceError):
     status = 503
 
 
+class Busy(Unavailable):
+    """The engine is busy: HTTP 503 with Retry-After; nothing was changed."""
+
+    retry_after = 1
+
+
 class TooLarge(ServiceError):
     """A request over one of the [limits]: HTTP 413, the message names the option."""
 

@@ -111,8 +111,7 @@ class Server:
                                  self.node.member)
         policies.broadcast = dsd_client.policy_changed
         policies.rebuild = self.pe.rebuild_engine
-        policies.max_rule_chars = self.settings.limits.max_rule_chars
-        policies.max_rule_literals = self.settings.limits.max_rule_literals
+        policies.set_limits(self.settings)
         policies.schemas = self.pe.schemas
         self.pe.policies = policies
         self.pe.start()

@@ -98,7 +98,10 @@ def create_app(service: Any, settings: Any) -> Flask:
     def service_error(exc: ServiceError):
         if exc.status >= 500 and exc.status != 503:
             LOG.error("%s %s failed: %s", request.method, request.path, exc.message)
-        return error_response(exc.status, exc.message)
+        resp = error_response(exc.status, exc.message)
+        if exc.status == 503:
+            resp.headers["Retry-After"] = str(getattr(exc, "retry_after", 1))
+        return resp
 
     @app.errorhandler(PolicyError)
     def policy_error(exc: PolicyError):

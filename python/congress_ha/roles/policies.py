@@ -13,13 +13,15 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 from congress_ha.config import limit
 from congress_ha.engine import Engine, PolicyError
 from congress_ha.engine.parser import parse
 from congress_ha.errors import (
     AlreadyExists,
+    Busy,
     Conflict,
     InvalidInput,
     NotFound,
@@ -51,12 +53,42 @@ class PolicyManager:
         # engine from the replica and load_into() when this one misbehaves.
         self.rebuild: Callable[[str], None] | None = None
         self.quarantined: dict[str, tuple[str, str, str]] = {}  # rule id -> policy, text, why
-        self.max_rule_chars = limit(None, "max_rule_chars")      # set from [limits]
-        self.max_rule_literals = limit(None, "max_rule_literals")
+        self.published: dict[str, ps.PolicyRecord] = {}  # records as of the last sync
+        self.set_limits(None)  # the server sets them from [limits]
+
+    def set_limits(self, settings) -> None:
+        self.max_rule_chars = limit(settings, "max_rule_chars")
+        self.max_rule_literals = limit(settings, "max_rule_literals")
+        self.engine_wait = limit(settings, "api_engine_wait")
+        self.slots_total = limit(settings, "api_engine_requests")
+        self.slots = threading.BoundedSemaphore(self.slots_total)
+
+    @contextmanager
+    def serving(self) -> Iterator[None]:
+        """The engine for one API request: a slot, then the lock, each bounded.
+
+        Busy (503, Retry-After) rather than wait: at most api_engine_requests of the
+        API's threads ever wait here, so /healthz and requests that need no engine
+        always find a thread, and none waits longer than api_engine_wait.
+        """
+        if not self.slots.acquire(blocking=False):
+            raise Busy(f"the policy engine is serving {self.slots_total} requests; retry "
+                       f"shortly ([limits] api_engine_requests = {self.slots_total})")
+        try:
+            if not self.lock.acquire(timeout=self.engine_wait):
+                raise Busy(f"the policy engine has been busy for {self.engine_wait} s "
+                           f"(a long evaluation); retry shortly ([limits] api_engine_wait "
+                           f"= {self.engine_wait})")
+            try:
+                yield
+            finally:
+                self.lock.release()
+        finally:
+            self.slots.release()
 
     def check_schema(self, datasource: str, schema: dict[str, list[str]]) -> None:
         """InvalidInput if the rules held use a table of ``schema`` with another width."""
-        with self.lock:
+        with self.serving():
             try:
                 self.engine.check_data(datasource, schema, {})
             except PolicyError as exc:
@@ -102,14 +134,23 @@ class PolicyManager:
                              "kept changing under this node; it will retry at its next start")
         self.sync()
 
-    def sync(self) -> int:
-        """Bring the engine to the stored revision; send what it newly derives."""
+    def sync(self, wait: float | None = None) -> int:
+        """Bring the engine to the stored revision; send what it newly derives.
+
+        ``wait``: at most this long for the engine lock (an API write), else Busy;
+        None (the background sync) waits as long as it takes.
+        """
         try:
             state = self.store.load()
         except StoreError as exc:
             LOG.warning("[%s] policy sync failed: %s", self.member, exc)
             return self.revision
-        with self.lock:
+        if state.revision <= self.revision:
+            return self.revision
+        if not self.lock.acquire(timeout=-1 if wait is None else wait):
+            raise Busy(f"the policy engine has been busy for {wait} s (a long evaluation); "
+                       f"retry shortly ([limits] api_engine_wait = {wait})")
+        try:
             # <=, not ==: a sync that read the database before another one applied
             # a newer revision must not put the older state back (read-your-writes).
             if state.revision <= self.revision:
@@ -125,6 +166,10 @@ class PolicyManager:
                     raise
                 self.rebuild(f"{type(exc).__name__}: {exc}")
                 actions = []
+            finally:
+                self._publish()
+        finally:
+            self.lock.release()
         self.send_actions(actions)
         return state.revision
 
@@ -191,18 +236,22 @@ class PolicyManager:
         LOG.info("[%s] policies at revision %d", self.member, self.revision)
         return actions
 
+    def _publish(self) -> None:
+        self.published = dict(self.records)
+
     # -- reads ----------------------------------------------------------------
 
+    # Lookups read ``published``, a copy made at the end of each sync and never
+    # changed after: no lock, so they never wait behind an evaluation.
+
     def _find(self, ident: str) -> ps.PolicyRecord:
-        with self.lock:
-            for rec in self.records.values():
-                if ident in (rec.id, rec.name):
-                    return rec
+        for rec in self.published.values():
+            if ident in (rec.id, rec.name):
+                return rec
         raise NotFound(f"policy {ident!r} not found")
 
     def list_policies(self) -> list[ps.PolicyRecord]:
-        with self.lock:
-            return list(self.records.values())
+        return list(self.published.values())
 
     def get_policy(self, ident: str) -> ps.PolicyRecord:
         return self._find(ident)
@@ -215,19 +264,19 @@ class PolicyManager:
 
     def tables(self, policy: str) -> list[str]:
         name = self._find(policy).name
-        with self.lock:
+        with self.serving():
             return self.engine.tables(name)
 
     def rows(self, policy: str, table: str) -> set[tuple]:
         name = self._find(policy).name
-        with self.lock:
+        with self.serving():
             if table not in self.engine.tables(name):
                 raise NotFound(f"policy {name!r} has no table {table!r}")
             return self.engine.select(name, table)
 
     def trace(self, policy: str, table: str) -> tuple[set[tuple], list[str]]:
         name = self._find(policy).name
-        with self.lock:
+        with self.serving():
             if table not in self.engine.tables(name):
                 raise NotFound(f"policy {name!r} has no table {table!r}")
             return self.engine.trace(name, table)
@@ -240,7 +289,7 @@ class PolicyManager:
             if isinstance(text, str) and len(text) > self.max_rule_chars:
                 raise TooLarge(f"{what} is {len(text)} characters; the limit is [limits] "
                                f"max_rule_chars = {self.max_rule_chars}")
-        with self.lock:
+        with self.serving():
             try:
                 return self.engine.simulate(name, query, sequence, action)
             except PolicyError as exc:
@@ -257,9 +306,8 @@ class PolicyManager:
     def _guarded(self, attempt: Callable[[int], object]):
         """Validate at the engine's revision, write under the guard; retry on conflict."""
         for _ in range(RETRIES):
-            self.sync()
-            with self.lock:
-                expected = self.revision
+            self.sync(wait=self.engine_wait)
+            expected = self.revision
             try:
                 result = attempt(expected)
             except ps.RevisionConflict:
@@ -287,7 +335,7 @@ class PolicyManager:
             self.check_bounds(text, f"rules[{i}]")
 
         def attempt(expected: int) -> ps.PolicyRecord:
-            with self.lock:
+            with self.serving():
                 if name in self.records:
                     raise AlreadyExists(f"policy {name!r} already exists")
                 self._check_new_policy(name, kind, [r for r, _, _ in rules])
@@ -330,7 +378,7 @@ class PolicyManager:
 
         def attempt(expected: int):
             record = self._find(policy)
-            with self.lock:
+            with self.serving():
                 try:
                     self.engine.check_rule(record.name, text)
                 except PolicyError as exc:
@@ -370,7 +418,7 @@ class PolicyManager:
                 raise InvalidInput(f"rules[{i}]: expected an object with a 'rule' string")
             self.check_bounds(r["rule"], f"rules[{i}]")
             texts.append(r["rule"])
-        with self.lock:
+        with self.serving():
             self._check_new_policy(name, kind, texts)
         try:
             return self.store.library_put(name, abbreviation, description, kind, rules, ident)

@@ -158,7 +158,8 @@ class Service:
 
     def datasource_schema(self, ident: str) -> dict[str, list[str]]:
         record = self.get_datasource(ident)
-        schema = self.pe.schema(record.name)
+        with self.policies.serving():
+            schema = self.pe.schema(record.name)
         if schema is None:
             # not published yet (DSD starting): the driver class knows its tables
             schema = driver_info(record.driver, record.config)["tables"]
@@ -171,7 +172,8 @@ class Service:
         record = self.get_datasource(ident)
         if table not in self.datasource_schema(ident):
             raise NotFound(f"datasource {record.name} has no table {table!r}")
-        return self.pe.rows(record.name, table)
+        with self.policies.serving():
+            return self.pe.rows(record.name, table)
 
     def push_rows(self, ident: str, table: str, rows: list) -> None:
         if isinstance(rows, list) and len(rows) > self.max_rows:
