@@ -7,7 +7,6 @@ user with a password, reached through PyMySQL. Stopped by the PID we recorded.
 
 from __future__ import annotations
 
-import os
 import shutil
 import signal
 import subprocess
@@ -16,6 +15,7 @@ import time
 from pathlib import Path
 
 from tests.support.broker import free_port
+from tests.support.procs import stop_popen
 
 PASSWORD = "s3cret-maria"
 
@@ -79,12 +79,6 @@ class MariaDB:
         self.create_database("congress")
 
     def cleanup(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGTERM)  # clean shutdown
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.kill(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout=10)
+        stop_popen(self.proc, signal.SIGTERM, 30)  # clean shutdown
         self.proc = None
         shutil.rmtree(self.base, ignore_errors=True)

@@ -8,7 +8,6 @@ PID we recorded.
 from __future__ import annotations
 
 import glob
-import os
 import shutil
 import signal
 import subprocess
@@ -17,6 +16,7 @@ import time
 from pathlib import Path
 
 from tests.support.broker import free_port
+from tests.support.procs import stop_popen
 
 
 def _bindir() -> Path:
@@ -77,12 +77,6 @@ class Postgres:
         self._run(*psql, "CREATE DATABASE congress OWNER congress")
 
     def cleanup(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGINT)  # fast shutdown
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.kill(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout=10)
+        stop_popen(self.proc, signal.SIGINT, 20)  # fast shutdown
         self.proc = None
         shutil.rmtree(self.base, ignore_errors=True)

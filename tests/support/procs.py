@@ -33,6 +33,18 @@ def wait_for(predicate: Callable[[], object], timeout: float, what: str,
         time.sleep(interval)
 
 
+def stop_popen(proc: subprocess.Popen | None, sig: int, timeout: float) -> None:
+    """Stop a server we started, by its recorded PID: ``sig``, then SIGKILL."""
+    if proc is None or proc.poll() is not None:
+        return
+    os.kill(proc.pid, sig)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+
+
 class Proc:
     def __init__(self, name: str, conf: Path, run_dir: Path, log: Path, roles: list[str],
                  api_port: int | None):
