@@ -124,9 +124,11 @@ def resolve(rule: Rule, ctx: Context) -> Resolved:
         if head.namespace is not None:
             raise _err(rule, head.pos, f"the head '{head}' should not reference any policy "
                        "or datasource: a rule defines a table of its own policy")
-        if bi.lookup(head.table, len(head.args)) is not None:
+        # Any arity: Congress refuses a head (or fact) named like a builtin
+        # ("Conflict with built-in tablename"), whatever its number of columns.
+        if head.table in bi.BUILTINS or head.table in bi.UNSUPPORTED:
             raise _err(rule, head.pos, f"'{head.table}' is a builtin and cannot be defined "
-                       "by a rule")
+                       "by a rule (conflict with built-in tablename)")
         head_key = (ctx.policy, head.table)
     if not rule.body:
         unbound = _vars(head.args)

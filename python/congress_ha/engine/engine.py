@@ -329,7 +329,12 @@ class Engine:
         names |= {k[1] for k, t in self._db.tables.items() if k[0] == policy and t.rows}
         pol = self._policies.get(policy)
         if pol is not None:
-            names |= {e.resolved.head_key[1] for e in pol.rules.values()}
+            # As Congress's tablenames(): heads, and the body tables of this policy
+            # (a table only read, never defined, lists and answers [] rows).
+            for e in pol.rules.values():
+                names.add(e.resolved.head_key[1])
+                names |= {lit.key[1] for lit in e.resolved.body
+                          if lit.key is not None and lit.key[0] == policy}
         return sorted(n for n in names if not n.startswith("#"))
 
     def query(self, policy: str, text: str) -> set[tuple]:
