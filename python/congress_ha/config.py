@@ -84,6 +84,9 @@ OPTIONS: tuple[Opt, ...] = (
         "this); more: 400.", minimum=1),
     Opt("limits", "max_rows_per_table", "int", 100000,
         "Most rows one push may put in a table; more: 413.", minimum=1),
+    Opt("limits", "max_simulate_seconds", "float", 10.0,
+        "Longest evaluation one simulate request may run; longer: 413, and the PE "
+        "rebuilds its engine (the simulated change may be half applied).", minimum=0.1),
     Opt("limits", "api_engine_requests", "int", 6,
         "API requests that may use or wait for the policy engine at once (of the API's "
         "8 threads); more: 503 with Retry-After, so threads stay free for /healthz.",

@@ -60,8 +60,8 @@ class HealthProbe(threading.Thread):
 
 
 class Node:
-    def __init__(self, base: Path) -> None:
-        self.cluster = Cluster(base, "fake://")
+    def __init__(self, base: Path, extra: str = "") -> None:
+        self.cluster = Cluster(base, "fake://", extra=extra)
         self.proc = self.cluster.add("solo", ["--all"])
         self.base = base
 
@@ -474,3 +474,31 @@ def test_reads_on_the_writing_node_always_see_its_writes(node):
         if node.api("GET", f"/v1/policies/{name}")[0] != 404:
             stale.append((i, "after delete", name))
     assert stale == []
+
+
+def test_a_simulate_over_its_time_limit_is_refused_and_changes_nothing(tmp_path):
+    n = Node(tmp_path, "[limits]\nmax_simulate_seconds = 0.5\n").start()
+    try:
+        assert n.api("POST", "/v1/policies", {"name": "sim"})[0] == 201
+        for i in range(60):
+            n.api("POST", "/v1/policies/sim/rules", {"rule": f"a({i})"})
+        assert n.api("POST", "/v1/policies/sim/rules", {
+            "rule": "never(x) :- b(x), a(y), a(z), a(w), plus(y, z, u), plus(u, w, v), "
+                    "lt(v, 0)"})[0] == 201
+        sequence = " ".join(f"b+({i})" for i in range(200))
+        with HealthProbe(n.proc) as probe:
+            status, body = n.api("POST", "/v1/policies/sim?action=simulate",
+                                 {"query": "never(x)", "sequence": sequence})
+        assert status == 413, body
+        assert "[limits] max_simulate_seconds" in body["error"]["message"]
+        assert probe.failures == []
+        rows = lambda t: n.api("GET", f"/v1/policies/sim/tables/{t}/rows")[1]  # noqa: E731
+        assert len(rows("a")["results"]) == 60 and rows("b")["results"] == []
+        status, body = n.api("POST", "/v1/policies/sim?action=simulate",
+                             {"query": "b(x)", "sequence": "b+(7)"})
+        assert status == 200 and body["result"] == ["b(7)"], body
+        problems = json.loads(n.proc.ctl("status", "--json").stdout)["problems"]
+        assert [p["kind"] for p in problems] == ["engine rebuilds"], problems
+        n.works()
+    finally:
+        n.cluster.stop_all()

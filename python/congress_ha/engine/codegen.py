@@ -17,16 +17,44 @@ read its old state (the standard delta rule for self-joins).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from . import builtins as bi
 from .analysis import Resolved, RLit
 from .ast import Const, Term, Var
-from .errors import PolicyError
+from .errors import Overrun, PolicyError
 
 Plan = Callable[..., None]
 _EMPTY: frozenset = frozenset()
+
+# When an evaluation must end (monotonic seconds); every loop but the innermost
+# of a plan checks it once per row, so a join is stopped within one inner scan.
+# One per process: evaluations run one at a time, under their owner's lock.
+_DEADLINE = [float("inf")]
+
+
+def _overrun() -> None:
+    raise Overrun("the evaluation ran past its deadline")
+
+
+@contextmanager
+def deadline(seconds: float | None) -> Iterator[None]:
+    """Evaluations inside stop with Overrun after ``seconds`` (None: no limit)."""
+    if seconds is None:
+        yield
+        return
+    _DEADLINE[0] = time.monotonic() + seconds
+    try:
+        yield
+    finally:
+        _DEADLINE[0] = float("inf")
+
+
+def past_deadline() -> bool:
+    return time.monotonic() > _DEADLINE[0]
 
 
 def _oldhas(rows: dict, row: tuple, xa: set, xr: set) -> bool:
@@ -80,7 +108,9 @@ class _Writer:
         self.ns: dict[str, Any] = {
             "_oldhas": _oldhas, "_oldscan": _oldscan, "_oldget": _oldget,
             "_mkindex": _mkindex, "_call": bi.call, "_negbi": _negbuiltin, "_E": _EMPTY,
+            "_mono": time.monotonic, "_DL": _DEADLINE, "_overrun": _overrun,
         }
+        self.loop_marks: list[tuple[list[str], int, int]] = []  # (lines, index, depth)
         self.prelude: list[str] = []
 
     def emit(self, line: str) -> None:
@@ -93,6 +123,7 @@ class _Writer:
         self.emit(header)
         self.depth += 1
         self.loops += 1
+        self.loop_marks.append((self.lines, len(self.lines), self.depth))
 
     def require(self, cond: str) -> None:
         """Go on only where ``cond`` holds: skip to the next row, or give up."""
@@ -107,6 +138,11 @@ class _Writer:
         self.depth, self.loops = 1, 0
 
     def source(self) -> str:
+        # The deadline check, in every loop but the innermost (the last opened):
+        # cheap per outer row, and it bounds how long an overrun goes unseen.
+        for lines, index, depth in reversed(self.loop_marks[:-1]):
+            lines.insert(index, "    " * depth + "if _mono() > _DL[0]: _overrun()")
+        self.loop_marks = []
         out = ["def f(rows, sign, out, db, xa, xr):"] + ["    " + p for p in self.prelude]
         for helper in self.funcs[1:]:   # closures over the prelude's names
             out += ["    " + line for line in helper]

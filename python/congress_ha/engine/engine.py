@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from .analysis import EXEC_NS, Context, Resolved, TableKey, check_recursion, resolve
 from .ast import Atom, Const, Literal, Rule, Var
 from .builtins import BUILTINS
-from .codegen import Compiled
+from .codegen import Compiled, deadline
 from .errors import PolicyError
 from .evaluate import Evaluator
 from .parser import parse_atom, parse_rule, parse_sequence
@@ -381,13 +381,20 @@ class Engine:
 
     # -- simulate ------------------------------------------------------------
     def simulate(self, policy: str, query: str, sequence: str,
-                 action_policy: str | None = None) -> set[tuple]:
+                 action_policy: str | None = None,
+                 seconds: float | None = None) -> set[tuple]:
         """Answer ``query`` as if ``sequence`` (``p+(1) ds:q-(2)``) had happened.
 
         The state, the action occurrences and the action ids are unchanged
         afterwards. Unsigned atoms (actions to expand through an action
-        policy) are not supported and are rejected.
+        policy) are not supported and are rejected. ``seconds`` bounds the
+        evaluation: past it, Overrun, and this engine must be replaced.
         """
+        with deadline(seconds):
+            return self._simulate(policy, query, sequence, action_policy)
+
+    def _simulate(self, policy: str, query: str, sequence: str,
+                  action_policy: str | None) -> set[tuple]:
         self._namespace(policy)
         if action_policy is not None:
             self._get(action_policy)

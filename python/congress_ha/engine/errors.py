@@ -9,6 +9,14 @@ def _short(text: str, limit: int = 160) -> str:
     return flat if len(flat) <= limit else flat[: limit - 3] + "..."
 
 
+class Overrun(Exception):
+    """An evaluation ran past its deadline (``codegen.deadline``).
+
+    The engine may hold half a change when this is raised: its owner must not
+    use it again but replace it (the PE rebuilds it from its replica).
+    """
+
+
 class PolicyError(ValueError):
     """A rule, query, row or request the engine rejects.
 

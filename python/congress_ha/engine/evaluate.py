@@ -15,7 +15,8 @@ import heapq
 from collections.abc import Iterable
 
 from .analysis import EXEC_NS, Resolved, TableKey, components, edges_of, is_cyclic
-from .codegen import Compiled
+from .codegen import Compiled, past_deadline
+from .errors import Overrun
 from .storage import Database, Row, Table
 
 _NONE: frozenset = frozenset()
@@ -169,6 +170,8 @@ class Evaluator:
     def run(self) -> None:
         """Settle pending count deltas, lowest rank first, so each head settles once."""
         while self._queue:
+            if past_deadline():
+                raise Overrun("the evaluation ran past its deadline")
             _, key = heapq.heappop(self._queue)
             delta = self.pending.pop(key, None)
             if not delta:

@@ -18,6 +18,7 @@ from contextlib import contextmanager
 
 from congress_ha.config import limit
 from congress_ha.engine import Engine, PolicyError
+from congress_ha.engine.errors import Overrun
 from congress_ha.engine.parser import parse
 from congress_ha.errors import (
     AlreadyExists,
@@ -60,6 +61,7 @@ class PolicyManager:
         self.max_rule_chars = limit(settings, "max_rule_chars")
         self.max_rule_literals = limit(settings, "max_rule_literals")
         self.engine_wait = limit(settings, "api_engine_wait")
+        self.simulate_seconds = limit(settings, "max_simulate_seconds")
         self.slots_total = limit(settings, "api_engine_requests")
         self.slots = threading.BoundedSemaphore(self.slots_total)
 
@@ -291,9 +293,18 @@ class PolicyManager:
                                f"max_rule_chars = {self.max_rule_chars}")
         with self.serving():
             try:
-                return self.engine.simulate(name, query, sequence, action)
+                return self.engine.simulate(name, query, sequence, action,
+                                            seconds=self.simulate_seconds)
             except PolicyError as exc:
                 raise InvalidInput(str(exc)) from None
+            except Overrun:
+                LOG.warning("[%s] simulate ran over %s s; rebuilding the engine",
+                            self.member, self.simulate_seconds)
+                if self.rebuild is not None:
+                    self.rebuild(f"simulate ran over {self.simulate_seconds} s")
+                raise TooLarge(f"simulate ran over [limits] max_simulate_seconds = "
+                               f"{self.simulate_seconds}; nothing changed, simulate less "
+                               "at once") from None
             except Exception as exc:  # noqa: BLE001 - its undo may not have run
                 LOG.exception("[%s] simulate failed inside the engine", self.member)
                 if self.rebuild is not None:
