@@ -84,6 +84,9 @@ OPTIONS: tuple[Opt, ...] = (
         "this); more: 400.", minimum=1),
     Opt("limits", "max_rows_per_table", "int", 100000,
         "Most rows one push may put in a table; more: 413.", minimum=1),
+    Opt("limits", "max_change_seconds", "float", 10.0,
+        "Longest evaluation a new rule or policy may cost, measured before it is "
+        "stored; longer: 413 and nothing stored.", minimum=0.1),
     Opt("limits", "max_simulate_seconds", "float", 10.0,
         "Longest evaluation one simulate request may run; longer: 413, and the PE "
         "rebuilds its engine (the simulated change may be half applied).", minimum=0.1),

@@ -177,7 +177,7 @@ def test_a_heavy_join_under_concurrent_reads_does_not_stop_health(node):
         stop.set()
         for t in readers:
             t.join(60)
-    assert status in (201, 503)
+    assert status in (201, 413)  # 413: its trial ran over [limits] max_change_seconds
     assert probe.failures == []
     assert answers and all(s == 200 or (s == 503 and r) for s, r in answers), \
         sorted(set(answers))
@@ -499,6 +499,33 @@ def test_a_simulate_over_its_time_limit_is_refused_and_changes_nothing(tmp_path)
         assert status == 200 and body["result"] == ["b(7)"], body
         problems = json.loads(n.proc.ctl("status", "--json").stdout)["problems"]
         assert [p["kind"] for p in problems] == ["engine rebuilds"], problems
+        n.works()
+    finally:
+        n.cluster.stop_all()
+
+
+def test_a_rule_whose_evaluation_is_over_budget_is_refused_before_it_is_stored(tmp_path):
+    n = Node(tmp_path, "[limits]\nmax_change_seconds = 0.5\n").start()
+    try:
+        assert n.api("POST", "/v1/policies", {"name": "costly"})[0] == 201
+        for i in range(200):
+            n.api("POST", "/v1/policies/costly/rules", {"rule": f"a({i})"})
+        rule = ("never(1) :- a(x), a(y), a(z), plus(x, y, w), plus(w, z, v), lt(v, 0)")
+        with HealthProbe(n.proc) as probe:
+            status, body = n.api("POST", "/v1/policies/costly/rules", {"rule": rule})
+        assert status == 413, body
+        assert "[limits] max_change_seconds" in body["error"]["message"]
+        assert probe.failures == []
+        stored = [r["rule"] for r in n.api("GET", "/v1/policies/costly/rules")[1]["results"]]
+        assert rule not in stored and len(stored) == 200
+        listed = n.proc.ctl("rules", "list", "--json").stdout
+        assert "never(1)" not in listed
+        across = rule.replace("a(", "costly:a(")  # the same join, from a new policy
+        status, body = n.api("POST", "/v1/policies", {"name": "costly2",
+                                                   "rules": [{"rule": across}]})
+        assert status == 413, body
+        assert n.api("GET", "/v1/policies/costly2")[0] == 404
+        n.restart()
         n.works()
     finally:
         n.cluster.stop_all()

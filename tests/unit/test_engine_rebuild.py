@@ -47,7 +47,7 @@ def test_an_engine_that_raises_inside_a_change_is_rebuilt_and_answers_right(tmp_
 
     def fails_once(*args, **kwargs):
         calls["n"] += 1
-        if calls["n"] == 1:
+        if calls["n"] == 2:  # the 1st is the trial before the write; then the sync's
             raise IndexError("tuple index out of range")  # a bug, mid-change
         return real(*args, **kwargs)
 
@@ -77,3 +77,25 @@ def test_a_rule_the_rebuilt_engine_refuses_is_quarantined_not_fatal(tmp_path):
     assert pm.rows("p", "ok") == {(1,), (2,)}
     pe.rebuild_engine("test")
     assert "bad" in pm.quarantined and pm.rows("p", "ok") == {(1,), (2,)}
+
+
+def test_an_engine_that_fails_in_the_trial_stores_nothing_and_is_rebuilt(tmp_path):
+    import pytest
+
+    from congress_ha.errors import InvalidInput
+
+    pe, pm, _ = make(tmp_path)
+    pm.create_policy("p")
+    broken = pe.engine
+
+    def fails(*args, **kwargs):
+        raise IndexError("tuple index out of range")
+
+    broken.insert_rule = fails
+    revision = pm.store.revision()
+    with pytest.raises(InvalidInput, match="nothing was stored"):
+        pm.add_rule("p", "seen(x) :- ds:t(x)")
+    assert pm.store.revision() == revision and pe.rebuilds == 1
+    assert pe.engine is not broken
+    pm.add_rule("p", "seen(x) :- ds:t(x)")
+    assert pm.rows("p", "seen") == {(1,), (2,)}

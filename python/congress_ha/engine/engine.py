@@ -125,6 +125,28 @@ class Engine:
             self._ev.risen.clear()
             self._simulating = False
 
+    def trial(self, policy: str, rules: list[str], seconds: float | None,
+              create_kind: str | None = None) -> None:
+        """Evaluate adding ``rules`` (to a new policy of ``create_kind``, if given) and
+        take them out again, deriving no actions: the cost of a change, measured
+        before it is stored. Past ``seconds``: Overrun, and this engine must be
+        replaced; PolicyError if a rule is refused."""
+        with self.quiet(), deadline(seconds):
+            if create_kind is not None:
+                self.create_policy(policy, create_kind)
+            try:
+                added = []
+                for i, text in enumerate(rules):
+                    rule_id, _ = self.insert_rule(policy, text, rule_id=f"#trial{i}")
+                    if rule_id == f"#trial{i}":
+                        added.append(rule_id)
+            finally:
+                if create_kind is not None:
+                    self.delete_policy(policy)
+                else:
+                    for rule_id in reversed(added):
+                        self.delete_rule(policy, rule_id)
+
     # -- policies ------------------------------------------------------------
     def create_policy(self, name: str, kind: str = "nonrecursive",
                       abbreviation: str | None = None, description: str = "") -> None:

@@ -62,6 +62,7 @@ class PolicyManager:
         self.max_rule_literals = limit(settings, "max_rule_literals")
         self.engine_wait = limit(settings, "api_engine_wait")
         self.simulate_seconds = limit(settings, "max_simulate_seconds")
+        self.change_seconds = limit(settings, "max_change_seconds")
         self.slots_total = limit(settings, "api_engine_requests")
         self.slots = threading.BoundedSemaphore(self.slots_total)
 
@@ -87,6 +88,30 @@ class PolicyManager:
                 self.lock.release()
         finally:
             self.slots.release()
+
+    def _trial(self, policy: str, rules: list[str], create_kind: str | None = None) -> None:
+        """Under the lock: what the change costs, before it is stored (TooLarge if over
+        [limits] max_change_seconds; the engine is then rebuilt, as it may hold half
+        of the trial)."""
+        try:
+            self.engine.trial(policy, rules, self.change_seconds, create_kind)
+        except PolicyError as exc:
+            raise InvalidInput(str(exc)) from None
+        except Overrun:
+            LOG.warning("[%s] a change to policy %s ran over %s s in its trial; "
+                        "rebuilding the engine", self.member, policy, self.change_seconds)
+            if self.rebuild is not None:
+                self.rebuild(f"a trial ran over {self.change_seconds} s")
+            raise TooLarge(f"evaluating this change ran over [limits] max_change_seconds = "
+                           f"{self.change_seconds}; nothing was stored: narrow the rule's "
+                           "joins") from None
+        except Exception as exc:  # noqa: BLE001 - an engine bug: replace the engine
+            LOG.exception("[%s] the trial of a change to policy %s failed", self.member,
+                          policy)
+            if self.rebuild is not None:
+                self.rebuild(f"trial: {type(exc).__name__}: {exc}")
+            raise InvalidInput(f"the engine could not evaluate this change "
+                               f"({type(exc).__name__}: {exc}); nothing was stored") from None
 
     def check_schema(self, datasource: str, schema: dict[str, list[str]]) -> None:
         """InvalidInput if the rules held use a table of ``schema`` with another width."""
@@ -350,6 +375,8 @@ class PolicyManager:
                 if name in self.records:
                     raise AlreadyExists(f"policy {name!r} already exists")
                 self._check_new_policy(name, kind, [r for r, _, _ in rules])
+                if rules:
+                    self._trial(name, [r for r, _, _ in rules], _engine_kind(kind))
             return self.store.create_policy(expected, name, abbreviation or "",
                                             description or "", kind, rules=rules)[1]
 
@@ -399,6 +426,7 @@ class PolicyManager:
                     raise InvalidInput(f"rule {text[:80]!r} could not be checked "
                                        f"({type(exc).__name__}: {exc}); nothing was stored"
                                        ) from None
+                self._trial(record.name, [text])
             return self.store.add_rule(expected, record.id, rule_id, text, name or "",
                                        comment or "")
 
