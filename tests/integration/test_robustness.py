@@ -424,6 +424,21 @@ def test_on_two_api_pe_and_a_dsd_over_a_broker_no_input_stops_a_replica(broker, 
         assert api(pes[1], "POST", "/v1/policies/shared/rules", {"rule": chain(30)})[0] == 201
         assert api(pes[0], "POST", "/v1/policies/shared/rules",
                    {"rule": "f(x) :- files:t(x, y)"})[0] == 201
+        # The largest push allowed ([limits] max_rows_per_table) is accepted and
+        # reaches both PEs; after the DSD restarts below, their snapshots bring it
+        # back (150k rows once answered 503 and then timed out at every snapshot).
+        assert api(pes[0], "POST", "/v1/data-sources", {
+            "name": "bulk", "driver": "push", "config": {"tables": {"t": ["a"]}}})[0] == 201
+        wait_for(lambda: api(pes[1], "GET", "/v1/data-sources/bulk/tables")[0] == 200, 30,
+                 "the push datasource")
+        assert api(pes[1], "PUT", "/v1/data-sources/bulk/tables/t/rows",
+                   [[i] for i in range(100_000)])[0] == 200
+
+        def bulk_everywhere():
+            return all(len(api(p, "GET", "/v1/data-sources/bulk/tables/t/rows")[1]
+                           .get("results", [])) == 100_000 for p in pes)
+
+        wait_for(bulk_everywhere, 60, "100k pushed rows on both PEs")
         data.write_text('{"t": [[1, [2]]]}')   # nested: refused where the DSD reads it
 
         def answers(p):
@@ -452,6 +467,7 @@ def test_on_two_api_pe_and_a_dsd_over_a_broker_no_input_stops_a_replica(broker, 
         data.write_text(json.dumps({"t": [[1, 2]]}))   # repaired: picked up by the poll
         for p in pes:
             wait_for(lambda p=p: answers(p), 30, f"{p.name} answering after the repair")
+        wait_for(bulk_everywhere, 60, "the pushed rows back after the restart")
     finally:
         c.stop_all()
 
