@@ -75,6 +75,10 @@ class Evaluator:
         for lit in c.rule.body:
             if lit.key is not None:
                 self.consumers[lit.key] = [e for e in self.consumers[lit.key] if e[0] is not c]
+                if not self.consumers[lit.key]:
+                    # No plan reads it any more: its indexes go with the last one, so
+                    # a later use at another width starts clean.
+                    self.db.table(lit.key).indexes.clear()
 
     # -- rule changes --------------------------------------------------------
     def add_rule(self, uid: int, rule: Resolved) -> None:
@@ -279,7 +283,11 @@ class Evaluator:
             seeds = removed if c.rule.body[i].kind == "neg" else added
             if seeds:
                 out = {}
-                c.plan(i)(seeds, 1, out, db, xa, xr)
+                # The new state for every other literal (no xa/xr): a set is
+                # maintained here, not counts, so a derivation found twice is one,
+                # and one found against the old state (``p(x), not p(x)`` seeing
+                # p before its new row) would be wrong.
+                c.plan(i)(seeds, 1, out, db, _NONE, _NONE)
                 self._insert(c.head_key, out, db, inserted, frontier)
         for key, rows in base_add.items():
             self._insert(key, rows, db, inserted, frontier)

@@ -35,8 +35,14 @@ class Table:
 
     def show(self, rows: list[Row]) -> None:
         """Make rows visible in the indexes (the caller updated ``rows``)."""
-        for get, index in self.indexes.values():
-            _index_rows(get, index, rows)
+        for cols, (get, index) in list(self.indexes.items()):
+            try:
+                _index_rows(get, index, rows)
+            except IndexError:
+                # Rows narrower than an index left from a use of the table at
+                # another width (its rules are gone): the index is a cache of
+                # ``rows``; drop it, the next join that wants it builds it anew.
+                del self.indexes[cols]
 
     def hide(self, rows: list[Row]) -> None:
         for get, index in self.indexes.values():
