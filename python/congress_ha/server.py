@@ -22,6 +22,7 @@ from typing import Any
 
 from congress_ha.bus.messages import ROLE_ALL, ROLE_API_PE, ROLE_DATASOURCES
 from congress_ha.config import DEFAULT_CONFIG_FILE, ConfigError, parse_file
+from congress_ha.threads import dead
 
 LOG = logging.getLogger("congress_ha.server")
 STOP_BUDGET = 5.0  # SIGTERM to exit, seconds
@@ -157,8 +158,6 @@ class Server:
         return state
 
     def ready(self) -> tuple[bool, str]:
-        from congress_ha.threads import dead
-
         broken = dead(self.threads())
         if broken:
             return False, "; ".join(broken)
@@ -196,8 +195,6 @@ class Server:
     def _health(self, depth: int) -> dict[str, Any]:
         if depth < 10:
             return {"ok": True, "reason": f"{self.node.member} running"}
-        from congress_ha.threads import dead
-
         broken = dead(self.threads())
         if broken:
             return {"ok": False, "reason": "; ".join(broken)}

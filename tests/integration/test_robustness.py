@@ -18,6 +18,8 @@ import time
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from congress_ha.api.routes import ROUTES
 from tests.support.http import request
@@ -339,8 +341,6 @@ def test_a_datasource_whose_tables_disagree_with_the_rules_is_refused(node):
 
 # -- generated inputs ------------------------------------------------------------------
 
-from hypothesis import HealthCheck, given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
 
 NAMES = st.text(st.sampled_from("abcxyzq_09é中"), min_size=1, max_size=12)
 TERMS = st.one_of(

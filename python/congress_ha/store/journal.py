@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import sessionmaker
 
@@ -46,4 +46,4 @@ class Journal:
 
     def count(self) -> int:
         with self.sessions() as session:
-            return len(session.execute(select(ActionJournal.action_id)).all())
+            return session.execute(select(func.count()).select_from(ActionJournal)).scalar_one()
