@@ -15,6 +15,7 @@ import threading
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 from congress_ha.config import limit
 from congress_ha.engine import Engine, PolicyError
@@ -38,6 +39,12 @@ KINDS = ("nonrecursive", "recursive", "action", "database", "materialized")
 RETRIES = 5
 
 
+@dataclass(frozen=True)
+class Published:
+    revision: int
+    records: dict[str, ps.PolicyRecord]  # by name
+
+
 class PolicyManager:
     def __init__(self, engine: Engine, store: ps.PolicyStore, lock: threading.RLock,
                  send_actions: Callable[[list], None], member: str = ""):
@@ -54,7 +61,9 @@ class PolicyManager:
         # engine from the replica and load_into() when this one misbehaves.
         self.rebuild: Callable[[str], None] | None = None
         self.quarantined: dict[str, tuple[str, str, str]] = {}  # rule id -> policy, text, why
-        self.published: dict[str, ps.PolicyRecord] = {}  # records as of the last sync
+        # What readers see: the records and their revision, replaced together at
+        # the end of each sync (never changed after), so a lookup takes no lock.
+        self.published = Published(-1, {})
         self.set_limits(None)  # the server sets them from [limits]
 
     def set_limits(self, settings) -> None:
@@ -172,8 +181,11 @@ class PolicyManager:
         except StoreError as exc:
             LOG.warning("[%s] policy sync failed: %s", self.member, exc)
             return self.revision
-        if state.revision <= self.revision:
-            return self.revision
+        # Compared with what is *published*: ``self.revision`` moves inside
+        # _apply, before the records are published, so returning on it could
+        # answer the caller from the state before its own write (read-your-writes).
+        if state.revision <= self.published.revision:
+            return self.published.revision
         if not self.lock.acquire(timeout=-1 if wait is None else wait):
             raise Busy(f"the policy engine has been busy for {wait} s (a long evaluation); "
                        f"retry shortly ([limits] api_engine_wait = {wait})")
@@ -264,7 +276,7 @@ class PolicyManager:
         return actions
 
     def _publish(self) -> None:
-        self.published = dict(self.records)
+        self.published = Published(self.revision, dict(self.records))
 
     # -- reads ----------------------------------------------------------------
 
@@ -272,13 +284,13 @@ class PolicyManager:
     # changed after: no lock, so they never wait behind an evaluation.
 
     def _find(self, ident: str) -> ps.PolicyRecord:
-        for rec in self.published.values():
+        for rec in self.published.records.values():
             if ident in (rec.id, rec.name):
                 return rec
         raise NotFound(f"policy {ident!r} not found")
 
     def list_policies(self) -> list[ps.PolicyRecord]:
-        return list(self.published.values())
+        return list(self.published.records.values())
 
     def get_policy(self, ident: str) -> ps.PolicyRecord:
         return self._find(ident)

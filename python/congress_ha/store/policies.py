@@ -19,6 +19,9 @@ from congress_ha.store.db import StoreError
 from congress_ha.store.models import LibraryPolicy, Policy, PolicyRevision, Rule
 
 
+LOAD_TRIES = 5
+
+
 class RevisionConflict(Exception):
     """The policies changed since the caller validated its change."""
 
@@ -69,6 +72,19 @@ class PolicyStore:
             return s.get(PolicyRevision, 1).revision
 
     def load(self) -> PolicyState:
+        """The policies and rules at one revision.
+
+        Read committed (PostgreSQL) and SQLite's autocommit reads give each
+        statement its own snapshot, so the revision is read before and after the
+        rows; a write in between (they move together) means read again.
+        """
+        for _ in range(LOAD_TRIES - 1):
+            state, after = self._load_once()
+            if after == state.revision:
+                return state
+        return self._load_once()[0]  # rows at least as new as its revision: safe
+
+    def _load_once(self) -> tuple[PolicyState, int]:
         with self.sessions() as s:
             rev = s.get(PolicyRevision, 1).revision
             policies = {p.id: PolicyRecord(p.id, p.name, p.abbreviation, p.description,
@@ -79,7 +95,9 @@ class PolicyStore:
                 if r.policy_id in policies:
                     policies[r.policy_id].rules.append(RuleRecord(r.id, r.rule, r.name,
                                                                   r.comment))
-        return PolicyState(rev, {p.name: p for p in policies.values()})
+            after = s.execute(select(PolicyRevision.revision)
+                              .where(PolicyRevision.id == 1)).scalar_one()
+        return PolicyState(rev, {p.name: p for p in policies.values()}), after
 
     # -- guarded writes -------------------------------------------------------
 
