@@ -18,7 +18,6 @@ from sqlalchemy.orm import Session, sessionmaker
 from congress_ha.store.db import StoreError
 from congress_ha.store.models import LibraryPolicy, Policy, PolicyRevision, Rule
 
-
 LOAD_TRIES = 5
 
 
