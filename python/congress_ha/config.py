@@ -101,6 +101,10 @@ OPTIONS: tuple[Opt, ...] = (
         "Connections the API holds open at once; past it new ones wait.", minimum=10),
     Opt("limits", "api_idle_timeout", "float", 30.0,
         "Seconds an idle API connection is kept open.", minimum=1.0),
+    Opt("engine", "now_resolution", "float", 1.0,
+        "Seconds between the values of the clock that the now(x) builtin reads (the "
+        "DSD publishes it as table builtin:now, the same on every PE); 0: no clock, "
+        "now(x) holds for no x.", minimum=0.0),
 )
 
 _BY_KEY = {(o.group, o.name): o for o in OPTIONS}

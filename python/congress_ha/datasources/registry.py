@@ -5,12 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from congress_ha.datasources.base import Driver, DriverError
+from congress_ha.datasources.clock import ClockDriver
 from congress_ha.datasources.file import FileDriver
 from congress_ha.datasources.push import PushDriver
 from congress_ha.datasources.ticker import TickerDriver
 from congress_ha.errors import InvalidInput, NotFound
 
 DRIVERS: dict[str, type[Driver]] = {
+    "clock": ClockDriver,
     "file": FileDriver,
     "push": PushDriver,
     "ticker": TickerDriver,

@@ -126,7 +126,7 @@ def resolve(rule: Rule, ctx: Context) -> Resolved:
                        "or datasource: a rule defines a table of its own policy")
         # Any arity: Congress refuses a head (or fact) named like a builtin
         # ("Conflict with built-in tablename"), whatever its number of columns.
-        if head.table in bi.BUILTINS or head.table in bi.UNSUPPORTED:
+        if head.table in bi.BUILTINS or head.table == bi.CLOCK[1]:
             raise _err(rule, head.pos, f"'{head.table}' is a builtin and cannot be defined "
                        "by a rule (conflict with built-in tablename)")
         head_key = (ctx.policy, head.table)
@@ -160,10 +160,15 @@ def resolve(rule: Rule, ctx: Context) -> Resolved:
             raise _err(rule, atom.pos, f"'{atom.qualified}{atom.sign}' updates are only "
                        "allowed in simulate sequences")
         bare = atom.namespace is None
+        if atom.table == bi.CLOCK[1] and (bare or atom.namespace == BUILTIN_NS):
+            # now(x): a table the DSD publishes, read like any other (positive
+            # or negated, joined, checked for arity against its schema).
+            args = _positional(rule, atom, bi.CLOCK, index, bi.CLOCK_COLUMNS, ctx.policy)
+            check_arity(bi.CLOCK, atom, len(args))
+            body.append(RLit("neg" if lit.negated else "pos", bi.CLOCK, args, None, lit))
+            continue
         if atom.namespace == BUILTIN_NS or (bare and atom.table in bi.BUILTINS
                                             and not atom.named):
-            if atom.table in bi.UNSUPPORTED:
-                raise _err(rule, atom.pos, bi.UNSUPPORTED[atom.table])
             builtin = bi.lookup(atom.table, len(atom.args))
             if builtin is None and atom.namespace == BUILTIN_NS:
                 known = bi.BUILTINS.get(atom.table)
@@ -179,8 +184,6 @@ def resolve(rule: Rule, ctx: Context) -> Resolved:
                 else:
                     body.append(RLit("builtin", None, atom.args, builtin, lit))
                 continue
-        elif bare and atom.table in bi.UNSUPPORTED:
-            raise _err(rule, atom.pos, bi.UNSUPPORTED[atom.table])
         key = (atom.namespace or ctx.policy, atom.table)
         args = _positional(rule, atom, key, index, ctx.columns(key), ctx.policy)
         check_arity(key, atom, len(args))

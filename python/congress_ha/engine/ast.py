@@ -5,7 +5,45 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
-Value = int | float | str
+
+class Float(float):
+    """A float constant that never equals an int: Congress keeps ``2`` and ``2.0``
+    apart (its constants carry a type, INTEGER or FLOAT), Python does not.
+
+    Every float that enters the engine (rule text, datasource rows, builtin
+    results) becomes a Float, so joins, negation, indexes and sets inside the
+    engine see ``2`` and ``2.0`` as different values. It is still a float to
+    everything outside: JSON, arithmetic, ordering, and equality with a plain
+    float. Builtins see plain floats (``equal(2, 2.0)`` holds, as in Congress).
+    """
+
+    __slots__ = ()
+
+    def __eq__(self, other: object) -> bool:
+        # int.__eq__(2, Float(2.0)) is NotImplemented, so this also decides 2 == Float.
+        return isinstance(other, float) and float.__eq__(self, other)
+
+    def __ne__(self, other: object) -> bool:
+        return not self.__eq__(other)
+
+    __hash__ = float.__hash__  # 2 and 2.0 share a hash: a collision, never equality
+
+    def __repr__(self) -> str:
+        return float.__repr__(self)
+
+
+Value = int | Float | str
+
+
+def typed(value: object) -> object:
+    """``value`` as the engine holds it: a float becomes a Float, the rest as is."""
+    return Float(value) if type(value) is float else value
+
+
+def typed_row(row: tuple) -> tuple:
+    if any(type(v) is float for v in row):
+        return tuple(Float(v) if type(v) is float else v for v in row)
+    return row
 
 
 @dataclass(frozen=True)

@@ -5,9 +5,14 @@ A builtin with N inputs reads its leftmost N columns and computes the rest
 raises on its arguments (a type mismatch, a division by zero, an unparsable
 date) simply does not hold: the literal is false, no error is raised.
 
-Differences from Congress, on purpose: ``now`` is not provided (the engine is
-pure and replicas must agree, so the time is data a datasource pushes); dates
-are parsed with ``datetime.fromisoformat`` instead of dateutil.
+The spec is Congress's ``congress/datalog/builtin.py``: dates are parsed with
+dateutil as there (``"Jan 5, 2014 10:00:00"``, ``"2000-1-1 10:5:6"``), the
+``validate_*`` builtins use oslo.config's types as there, and
+``networks_overlap`` keeps Congress's test (the second network's first or
+last address lies in the first). Differences, on purpose (docs/language.md):
+a date without a day or year is completed from 1900-01-01, not from today
+(replicas must agree whatever their clocks); ``now`` is not a function here
+but reads the clock table a DSD publishes (``Engine.set_clock``).
 """
 
 from __future__ import annotations
@@ -17,7 +22,10 @@ import ipaddress
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .ast import Value
+from dateutil import parser as _dateparser
+from oslo_config import types as _types
+
+from .ast import Float, Value, typed_row
 
 
 @dataclass(frozen=True)
@@ -39,10 +47,13 @@ def _div(x: Value, y: Value) -> Value:
     return x / y  # type: ignore[operator]
 
 
+_DATE_DEFAULT = _dt.datetime(1900, 1, 1)  # Congress: today; fixed, so replicas agree
+
+
 def _to_datetime(x: object) -> _dt.datetime:
     if not isinstance(x, str):
         raise TypeError("a date-time must be a string")
-    return _dt.datetime.fromisoformat(x).replace(tzinfo=None)
+    return _dateparser.parse(x, ignoretz=True, default=_DATE_DEFAULT)
 
 
 def _to_timedelta(x: object) -> _dt.timedelta:
@@ -83,6 +94,42 @@ def _ip(x: object) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
 
 def _net(x: object) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
     return ipaddress.ip_network(x, strict=False)  # type: ignore[arg-type]
+
+
+def _networks_overlap(x: object, y: object) -> bool:
+    a, b = _net(x), _net(y)
+    if a.version != b.version:
+        return False
+    first, last = int(a.network_address), int(a.broadcast_address)
+    return first <= int(b.network_address) <= last or first <= int(b.broadcast_address) <= last
+
+
+def _bound(value: object) -> object:
+    return None if value == "" else value
+
+
+def _validation(check: Callable[[object], object], value: object) -> str:
+    """Congress's validate_*: "" when ``value`` passes, else the reason."""
+    try:
+        check(value)
+    except (ValueError, TypeError) as exc:
+        return str(exc)
+    return ""
+
+
+def _validate_int(minv: object, maxv: object, value: object) -> str:
+    return _validation(_types.Integer(min=_bound(minv), max=_bound(maxv)), value)
+
+
+def _validate_float(minv: object, maxv: object, value: object) -> str:
+    return _validation(_types.Float(min=_bound(minv), max=_bound(maxv)), value)
+
+
+def _validate_string(regex: object, max_length: object, quotes: object, ignore_case: object,
+                     value: object) -> str:
+    check = _types.String(regex=_bound(regex), max_length=max_length, quotes=quotes,
+                          ignore_case=ignore_case)
+    return _validation(check, value)
 
 
 def _table() -> dict[str, Builtin]:
@@ -128,17 +175,22 @@ def _table() -> dict[str, Builtin]:
         ("ips_gt", 2, 2, lambda x, y: _ip(x) > _ip(y)),
         ("ips_gteq", 2, 2, lambda x, y: _ip(x) >= _ip(y)),
         ("networks_equal", 2, 2, lambda x, y: _net(x) == _net(y)),
-        ("networks_overlap", 2, 2, lambda x, y: _net(x).overlaps(_net(y))),
+        ("networks_overlap", 2, 2, _networks_overlap),
         ("ip_in_network", 2, 2, lambda x, y: _ip(x) in _net(y)),
+        # option values (Congress's config validator)
+        ("validate_int", 4, 3, _validate_int),
+        ("validate_float", 4, 3, _validate_float),
+        ("validate_string", 6, 5, _validate_string),
     ]
     return {name: Builtin(name, arity, inputs, fn) for name, arity, inputs, fn in specs}
 
 
 BUILTINS: dict[str, Builtin] = _table()
 
-# Congress lists `now` but it reads the clock; we refuse it with a reason.
-UNSUPPORTED = {"now": "builtin 'now' is not supported: the engine is pure and replicas "
-                      "must agree; push the time from a datasource instead"}
+# Congress's ``now(x)`` read the local clock. Here it reads this table, which
+# the DSD publishes (datasources/clock.py), so every replica sees one time.
+CLOCK = ("builtin", "now")
+CLOCK_COLUMNS = ["time"]
 
 _SCALARS = (int, float, str)
 
@@ -146,7 +198,8 @@ _SCALARS = (int, float, str)
 def call(builtin: Builtin, args: tuple) -> tuple | None:
     """Run a builtin; return its outputs as a tuple, () if it holds, None if not."""
     try:
-        result = builtin.fn(*args)
+        # Plain floats in: Congress computes on Python values (equal(2, 2.0) holds).
+        result = builtin.fn(*(float(a) if type(a) is Float else a for a in args))
     except Exception:  # noqa: BLE001 - a builtin that fails does not hold (Congress)
         return None
     if builtin.num_outputs == 0:
@@ -158,7 +211,7 @@ def call(builtin: Builtin, args: tuple) -> tuple | None:
     for value in result:
         if isinstance(value, bool) or not isinstance(value, _SCALARS):
             return None
-    return result
+    return typed_row(result)  # a float result is a FLOAT constant, as in Congress
 
 
 def lookup(name: str, arity: int) -> Builtin | None:

@@ -16,8 +16,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from .analysis import EXEC_NS, Context, Resolved, TableKey, check_recursion, resolve
-from .ast import Atom, Const, Literal, Rule, Var
-from .builtins import BUILTINS
+from .ast import Atom, Const, Float, Literal, Rule, Var, typed_row
+from .builtins import BUILTINS, CLOCK, CLOCK_COLUMNS
 from .codegen import Compiled, deadline
 from .errors import PolicyError
 from .evaluate import Evaluator
@@ -26,7 +26,7 @@ from .storage import Database, Row
 from .trace import explain
 
 KINDS = ("nonrecursive", "recursive", "action")
-_SCALARS = {int, float, str}
+_SCALARS = {int, float, str, Float}
 
 
 @dataclass(frozen=True)
@@ -96,7 +96,8 @@ class Engine:
         self._db = Database()
         self._ev = Evaluator(self._db)
         self._policies: dict[str, _Policy] = {}
-        self._schemas: dict[str, dict[str, list[str]]] = {}
+        # builtin:now, the clock that now(x) reads, is known before its rows come.
+        self._schemas: dict[str, dict[str, list[str]]] = {CLOCK[0]: {CLOCK[1]: CLOCK_COLUMNS}}
         self._arity_refs: dict[TableKey, Counter[int]] = {}
         self._hidden: dict[TableKey, list[int]] = {}  # key -> [uid, references]
         self._occurrences: dict[tuple[str, Row], int] = {}  # per execute head row
@@ -319,7 +320,7 @@ class Engine:
               arity: int | None = None) -> list[Row]:
         if arity is None:
             arity = self._arity((datasource, table))
-        return check_rows(datasource, table, rows, arity)
+        return [typed_row(r) for r in check_rows(datasource, table, rows, arity)]
 
     def apply_delta(self, datasource: str, table: str, added: Iterable[tuple],
                     removed: Iterable[tuple]) -> list[Action]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from .ast import Atom, Const, Literal, Pos, Rule, Term, Var
+from .ast import Atom, Const, Float, Literal, Pos, Rule, Term, Var
 from .errors import PolicyError
 
 _TOKEN = re.compile(
@@ -240,7 +240,7 @@ class _Parser:
             value: int | float = int(tok.text, 0) if tok.text.strip("0") else 0
             return Const(-value if negative else value, tok.pos)
         if tok.kind == "float":
-            return Const(-float(tok.text) if negative else float(tok.text), tok.pos)
+            return Const(Float(-float(tok.text) if negative else float(tok.text)), tok.pos)
         if tok.kind == "string":
             return Const(_string_value(tok.text), tok.pos)
         if tok.kind == "id":

@@ -12,6 +12,7 @@ import logging
 import queue
 import threading
 import time
+from types import SimpleNamespace
 from typing import Any
 
 from congress_ha.bus.messages import Heartbeat
@@ -24,6 +25,7 @@ from congress_ha.datasources.base import Driver, DriverError
 from congress_ha.datasources.push import PushDriver
 from congress_ha.datasources.registry import make_driver
 from congress_ha.engine import PolicyError
+from congress_ha.engine.builtins import CLOCK
 from congress_ha.engine.engine import check_rows
 from congress_ha.leader import Decision, Execute, LeaderState, Request
 from congress_ha.store.datasources import list_datasources, pushed_rows, save_pushed_rows
@@ -34,6 +36,7 @@ from congress_ha.threads import Supervised
 LOG = logging.getLogger(__name__)
 DATASOURCE_POLL = 5.0  # seconds: the backstop for a missed datasources_changed
 MAX_SLEEP = 0.05  # seconds the leader clock sleeps at most between two ticks
+CLOCK_DATASOURCE = CLOCK[0]  # "builtin": the clock table builtin:now that now(x) reads
 
 
 class DatasourceRole:
@@ -45,6 +48,11 @@ class DatasourceRole:
         self.sessions = sessions
         self.clock = clock
         self.max_rows = limit(settings, "max_rows_per_table")
+        # The clock that now(x) reads: a datasource of our own, never stored.
+        resolution = getattr(getattr(settings, "engine", None), "now_resolution", 1.0)
+        self.clock_datasource = SimpleNamespace(
+            name=CLOCK_DATASOURCE, driver="clock",
+            config={"resolution": max(1.0, resolution)}) if resolution else None
         ha = settings.ha
         self.leader = LeaderState(peer_timeout=ha.peer_timeout,
                                   shadow_size=ha.shadow_log_size,
@@ -112,7 +120,12 @@ class DatasourceRole:
             wanted = {ds.name: ds for ds in list_datasources(self.sessions)}
         except Exception as exc:  # noqa: BLE001 - keep running what runs; retry later
             LOG.warning("[%s] cannot read datasources: %s", self.node.member, exc)
+            if self.clock_datasource is not None and CLOCK_DATASOURCE not in self.drivers:
+                self._start_driver(self.clock_datasource, {})
             return
+        wanted.pop(CLOCK_DATASOURCE, None)  # reserved: the API refuses the name
+        if self.clock_datasource is not None:
+            wanted[CLOCK_DATASOURCE] = self.clock_datasource
         for name in list(self.drivers):
             ds = wanted.get(name)
             if ds is None or self.definitions.get(name) != _definition(ds):

@@ -15,6 +15,7 @@ from typing import Any
 
 from congress_ha.config import limit
 from congress_ha.datasources.registry import DRIVERS, driver_info, validate_config
+from congress_ha.engine.builtins import CLOCK
 from congress_ha.errors import AlreadyExists, InvalidInput, NotFound, TooLarge, Unavailable
 from congress_ha.store import datasources as ds_store
 from congress_ha.store.db import StoreError
@@ -132,6 +133,9 @@ class Service:
         if not isinstance(name, str) or not name or not name.replace("_", "a").isalnum():
             raise InvalidInput(f"datasource name {name!r}: use letters, digits and _ "
                                "(it is used in policy rules as NAME:table)")
+        if name == CLOCK[0]:
+            raise InvalidInput(f"datasource name {name!r} is reserved: it holds the clock "
+                               "that now(x) reads (builtin:now); choose another name")
         schema = validate_config(name, driver, config or {})  # raises InvalidInput
         self.policies.check_schema(name, schema)  # against the rules that use it
         if any(d.name == name for d in self.list_datasources()):

@@ -1,8 +1,11 @@
 """One behaviour per test: parsing, constructs and the rejections of the language."""
 
+import json
+
 import pytest
 
 from congress_ha.engine import Engine, PolicyError
+from congress_ha.engine.ast import Float
 from congress_ha.engine.parser import parse, parse_sequence
 
 
@@ -193,9 +196,28 @@ def test_negated_builtin(eng):
     assert eng.select("c", "diff") == {(1, 2)}
 
 
-def test_now_is_rejected_with_reason(eng):
-    with pytest.raises(PolicyError, match="builtin 'now' is not supported"):
-        eng.insert_rule("c", "p(x) :- q(x), now(x)")
+def test_now_reads_the_clock_table_the_dsd_publishes(eng):
+    """now(x) is the row of builtin:now: no clock row yet, no x; then exactly it."""
+    eng.insert_rule("c", "stamped(x, t) :- q(x), now(t)")
+    eng.insert_rule("c", "late(t) :- builtin:now(t), datetime_gt(t, \"Jan 1, 2026\")")
+    eng.apply_delta("c", "q", [(1,)], [])
+    assert eng.select("c", "stamped") == set()
+    eng.replace_table("builtin", "now", [("2026-12-02 05:00:00",)])
+    assert eng.select("c", "stamped") == {(1, "2026-12-02 05:00:00")}
+    assert eng.select("c", "late") == {("2026-12-02 05:00:00",)}
+    eng.replace_table("builtin", "now", [("2025-12-02 05:00:01",)])
+    assert eng.select("c", "stamped") == {(1, "2025-12-02 05:00:01")}
+    assert eng.select("c", "late") == set()
+
+
+@pytest.mark.parametrize("rule, why", [
+    ("now(1)", "'now' is a builtin and cannot be defined"),
+    ("p(x) :- now(x, y)", "arity mismatch: table 'builtin:now' has 1 columns"),
+    ("p(x) :- not now(x)", "not bound by a positive literal"),
+])
+def test_now_is_checked_like_a_table_of_one_column(eng, rule, why):
+    with pytest.raises(PolicyError, match=why):
+        eng.insert_rule("c", rule)
 
 
 def test_head_must_not_name_a_policy(eng):
@@ -360,3 +382,28 @@ def test_a_head_named_like_a_builtin_is_refused_at_any_arity(eng, text):
     # is_builtin(check_arguments=False): "Conflict with built-in tablename".
     with pytest.raises(PolicyError, match="conflict with built-in tablename"):
         eng.insert_rule("c", text)
+
+
+def test_int_and_float_are_different_values_as_in_congress(eng):
+    """Congress's constants carry a type: 2 (INTEGER) and 2.0 (FLOAT) never unify,
+    in facts, joins, negation, queries, datasource rows and builtin outputs;
+    a builtin computes on the Python values (equal(2, 2.0) holds)."""
+    for rule in ("p(2)", "p(2.0)", "q(2)", "both(x) :- p(x), q(x)",
+                 "only(x) :- p(x), not q(x)", "eq(x) :- p(x), equal(x, 2)",
+                 "f(z) :- q(x), plus(x, 1.0, z)", "three(x) :- q(x), plus(x, 1, 3.0)",
+                 "int3(x) :- q(x), plus(x, 1, 3)", "fl(y) :- q(x), float(x, y)"):
+        eng.insert_rule("c", rule)
+    rows = {t: {tuple((type(v).__name__, v) for v in r) for r in eng.select("c", t)}
+            for t in ("p", "both", "only", "eq", "f", "three", "int3", "fl")}
+    assert rows["p"] == {(("int", 2),), (("Float", 2.0),)}
+    assert rows["both"] == {(("int", 2),)}
+    assert rows["only"] == {(("Float", 2.0),)}
+    assert rows["eq"] == {(("int", 2),), (("Float", 2.0),)}
+    assert rows["f"] == {(("Float", 3.0),)}
+    assert rows["three"] == set() and rows["int3"] == {(("int", 2),)}
+    assert rows["fl"] == {(("Float", 2.0),)}
+    assert eng.query("c", "p(2.0)") == {(2.0,)} and len(eng.query("c", "p(2)")) == 1
+    eng.replace_table("ds", "t", [(2.0,), (3,)])
+    eng.insert_rule("c", "dsboth(x) :- ds:t(x), p(x)")
+    assert [type(v) for (v,) in eng.select("c", "dsboth")] == [Float]
+    assert sorted(json.dumps(list(r)) for r in eng.select("c", "p")) == ["[2.0]", "[2]"]
