@@ -54,8 +54,16 @@ def bench_dsd_failover(quick: bool) -> tuple[dict, str]:
     return result, bench_dsd_failover.report(result)
 
 
+def bench_visibility(quick: bool) -> tuple[dict, str]:
+    from tests.bench import bench_visibility
+
+    result = bench_visibility.run(writes=30 if quick else 200, missed=3 if quick else 10)
+    return result, bench_visibility.report(result)
+
+
 BENCHES = {"engine": bench_engine, "api": bench_api, "agents": bench_agents,
-           "failover": bench_failover, "dsd_failover": bench_dsd_failover}
+           "failover": bench_failover, "dsd_failover": bench_dsd_failover,
+           "visibility": bench_visibility}
 
 
 def main() -> int:
