@@ -22,7 +22,7 @@ from typing import Any
 
 from congress_ha.bus.messages import ROLE_ALL, ROLE_API_PE, ROLE_DATASOURCES
 from congress_ha.config import DEFAULT_CONFIG_FILE, ConfigError, parse_file
-from congress_ha.threads import dead
+from congress_ha.threads import MemberFilter, dead
 
 LOG = logging.getLogger("congress_ha.server")
 STOP_BUDGET = 5.0  # SIGTERM to exit, seconds
@@ -95,7 +95,7 @@ class Server:
             self.dsd.start()
         if self.args.policy_engine:
             self._start_policy_engine(sessions)
-        LOG.info("[%s] running (%s)", self.node.member, self.role)
+        LOG.info("running (%s)", self.role)
 
     def _start_policy_engine(self, sessions) -> None:
         from congress_ha.engine import Engine
@@ -141,7 +141,7 @@ class Server:
                 continue
             started = time.monotonic()
             step()
-            LOG.debug("[%s] stop: %s took %.3fs", self.node.member, name,
+            LOG.debug("stop: %s took %.3fs", name,
                       time.monotonic() - started)
 
     def _conflict(self, reason: str) -> None:
@@ -237,10 +237,13 @@ class Server:
         return {"ok": False, "reason": f"unknown command {cmd!r}"}
 
 
-def setup_logging(member: str, debug: bool) -> None:
+def setup_logging(node_id: str, debug: bool) -> None:
+    """Every line names its node (or its role's member, node:role), set here once."""
     logging.basicConfig(
         level=logging.DEBUG if debug else logging.INFO, stream=sys.stderr,
-        format="%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s")
+        format="%(asctime)s %(process)d %(levelname)s [%(member)s] %(name)s: %(message)s")
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(MemberFilter(node_id))
     for noisy in ("oslo_messaging", "oslo.messaging", "oslo_service", "kombu", "amqp",
                   "waitress"):
         logging.getLogger(noisy).setLevel(logging.WARNING if debug else logging.ERROR)
@@ -293,7 +296,7 @@ def main(argv: list[str] | None = None) -> int:
     watchdog.daemon = True
     watchdog.start()
     server.stop()
-    LOG.info("[%s] stopped in %.2fs", server.node.member, time.monotonic() - started)
+    LOG.info("stopped in %.2fs", time.monotonic() - started)
     return server.exit_code
 
 

@@ -14,6 +14,26 @@ import threading
 from collections.abc import Callable, Iterable
 
 LOG = logging.getLogger(__name__)
+_current = threading.local()
+
+
+def thread_member() -> str | None:
+    """The bus member (``node:role``) whose supervised thread is running, if any."""
+    return getattr(_current, "member", None)
+
+
+class MemberFilter(logging.Filter):
+    """Puts ``%(member)s`` in every record: the member of the supervised thread
+    that logs, else the node id (API and bus threads). Installed once by the
+    server's logging setup, so no log call spells its node."""
+
+    def __init__(self, node_id: str) -> None:
+        super().__init__()
+        self.node_id = node_id
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.member = thread_member() or self.node_id
+        return True
 
 
 class Supervised(threading.Thread):
@@ -28,15 +48,16 @@ class Supervised(threading.Thread):
         self.died: str | None = None
 
     def run(self) -> None:
+        _current.member = self._member or None
         try:
             self._work()
         except BaseException as exc:  # noqa: BLE001 - recorded, logged, reported by health
             self.died = f"{type(exc).__name__}: {exc}"
-            LOG.exception("[%s] thread %s died: %s", self._member, self.name, self.died)
+            LOG.exception("thread %s died: %s", self.name, self.died)
             return
         if not self._stopping():
             self.died = "its loop returned although nothing asked it to stop"
-            LOG.error("[%s] thread %s ended: %s", self._member, self.name, self.died)
+            LOG.error("thread %s ended: %s", self.name, self.died)
 
 
 def dead(threads: Iterable[threading.Thread | None]) -> list[str]:

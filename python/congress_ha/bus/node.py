@@ -136,7 +136,7 @@ class BusNode:
         self._joining = False
         self._thread = Supervised("heartbeat", self._run, self.member, self._stop.is_set)
         self._thread.start()
-        LOG.info("[%s] joined the bus as incarnation %s", self.member, self.incarnation)
+        LOG.info("joined the bus as incarnation %s", self.incarnation)
 
     def stop(self, goodbye: bool = True) -> None:
         self._stop.set()
@@ -149,9 +149,9 @@ class BusNode:
             try:
                 self.transport.broadcast(TOPIC_HEARTBEAT, "goodbye", retry=1,
                                          member=self.member, incarnation=self.incarnation)
-                LOG.info("[%s] said goodbye", self.member)
+                LOG.info("said goodbye")
             except BusError as exc:
-                LOG.warning("[%s] goodbye not sent: %s", self.member, exc)
+                LOG.warning("goodbye not sent: %s", exc)
 
     # -- heartbeats -----------------------------------------------------------
 
@@ -173,18 +173,18 @@ class BusNode:
             self.transport.broadcast(TOPIC_HEARTBEAT, "heartbeat", retry=0,
                                      hb=self.heartbeat().to_dict())
             if self._send_failing:
-                LOG.info("[%s] heartbeats go out again", self.member)
+                LOG.info("heartbeats go out again")
             self._send_failing = False
         except BusError as exc:
             if not self._send_failing:
-                LOG.warning("[%s] heartbeat not sent: %s", self.member, exc)
+                LOG.warning("heartbeat not sent: %s", exc)
             self._send_failing = True
             self._send_error = str(exc)
         now = self.clock()
         with self._lock:
             events = self.peers.expire(now)
         for ev in events:
-            LOG.warning("[%s] lost peer %s (%s)", self.member, ev.member, ev.detail)
+            LOG.warning("lost peer %s (%s)", ev.member, ev.detail)
             self._notify("on_peer_event", ev, now)
 
     # -- endpoint methods (called by oslo.messaging, one thread) --------------
@@ -204,7 +204,7 @@ class BusNode:
         with self._lock:
             events = self.peers.observe(hb, now)
         for ev in events:
-            LOG.info("[%s] peer %s %s %s", self.member, ev.member, ev.kind, ev.detail)
+            LOG.info("peer %s %s %s", ev.member, ev.kind, ev.detail)
             self._notify("on_peer_event", ev, now)
         self._notify("on_heartbeat", hb, now)
 
@@ -213,7 +213,7 @@ class BusNode:
         with self._lock:
             events = self.peers.goodbye(member, incarnation)
         for ev in events:
-            LOG.info("[%s] peer %s left (goodbye)", self.member, member)
+            LOG.info("peer %s left (goodbye)", member)
             self._notify("on_peer_event", ev, now)
         self._notify("on_goodbye", member, incarnation, now)
 
@@ -229,12 +229,12 @@ class BusNode:
                       "change [DEFAULT] node_id / --node-id")
             if self.conflict is None:
                 self.conflict = reason
-                LOG.error("[%s] %s", self.member, reason)
+                LOG.error("%s", reason)
                 if not self._joining:
                     self.on_conflict(reason)
         elif count == 2:
-            LOG.error("[%s] a newer process (incarnation %s) also claims %s; it will "
-                      "refuse to run", self.member, other.incarnation, self.member)
+            LOG.error("a newer process (incarnation %s) also claims %s; it will "
+                      "refuse to run", other.incarnation, self.member)
 
     def _notify(self, method: str, *args) -> None:
         for listener in self.listeners:
@@ -244,7 +244,7 @@ class BusNode:
             try:
                 handler(*args)
             except Exception:  # noqa: BLE001 - one listener must not stop the others
-                LOG.exception("[%s] %s failed", self.member, method)
+                LOG.exception("%s failed", method)
 
     # -- views ----------------------------------------------------------------
 

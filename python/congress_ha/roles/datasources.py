@@ -81,7 +81,7 @@ class DatasourceRole:
         if self.journal is not None:
             ids = self.journal.recent_ids()
             self.leader.mark_executed(ids)
-            LOG.info("[%s] journal: %d executed actions known", self.node.member, len(ids))
+            LOG.info("journal: %d executed actions known", len(ids))
 
     def start(self) -> None:
         self.reload_datasources()
@@ -119,7 +119,7 @@ class DatasourceRole:
         try:
             wanted = {ds.name: ds for ds in list_datasources(self.sessions)}
         except Exception as exc:  # noqa: BLE001 - keep running what runs; retry later
-            LOG.warning("[%s] cannot read datasources: %s", self.node.member, exc)
+            LOG.warning("cannot read datasources: %s", exc)
             if self.clock_datasource is not None and CLOCK_DATASOURCE not in self.drivers:
                 self._start_driver(self.clock_datasource, {})
             return
@@ -141,13 +141,13 @@ class DatasourceRole:
                 why = str(exc) if isinstance(exc, DriverError) else \
                     f"datasource {name}: cannot start: {type(exc).__name__}: {exc}"
                 if self.errors.get(name) != why:
-                    LOG.error("[%s] %s", self.node.member, why)
+                    LOG.error("%s", why)
                 self.errors[name] = why
                 if name in self.drivers:
                     self._stop_driver(name, "stopped after failing to start")
                 continue
             self.errors.pop(name, None)
-            LOG.info("[%s] datasource %s (%s) started", self.node.member, ds.name, ds.driver)
+            LOG.info("datasource %s (%s) started", ds.name, ds.driver)
         for name in list(self.errors):
             if name not in wanted:
                 del self.errors[name]
@@ -167,7 +167,7 @@ class DatasourceRole:
             self.definitions.pop(name, None)
             self.publisher.remove_datasource(name)
         driver.stop()
-        LOG.info("[%s] datasource %s %s", self.node.member, name, why)
+        LOG.info("datasource %s %s", name, why)
 
     def on_datasources_changed(self) -> None:
         self._reload_due.set()
@@ -207,7 +207,7 @@ class DatasourceRole:
                                          delta=delta.to_dict())
             except BusError as exc:
                 # PEs see the gap in sequence numbers and ask for a snapshot.
-                LOG.warning("[%s] delta %s#%d not sent: %s", self.node.member, name,
+                LOG.warning("delta %s#%d not sent: %s", name,
                             delta.seq, exc)
         return publish
 
@@ -235,13 +235,13 @@ class DatasourceRole:
         with self.lock:
             decision: Decision = step()
         for change in decision.changes:
-            LOG.warning("[%s] action leader %s -> %s: %s", self.node.member,
+            LOG.warning("action leader %s -> %s: %s",
                         change.old[0] if change.old else None,
                         change.new[0] if change.new else None, change.reason)
         for text in decision.warnings:
-            LOG.warning("[%s] %s", self.node.member, text)
+            LOG.warning("%s", text)
         for ex in decision.execute:
-            LOG.debug("[%s] execute %s (%s)", self.node.member, ex.request.action_id, ex.reason)
+            LOG.debug("execute %s (%s)", ex.request.action_id, ex.reason)
             self.executions.put(ex)
 
     def _ticker(self) -> None:
@@ -276,18 +276,17 @@ class DatasourceRole:
                                             ex.reason)
             except StoreError as exc:
                 self.failed_actions += 1
-                LOG.error("[%s] action %s not executed: %s", self.node.member,
+                LOG.error("action %s not executed: %s",
                           req.action_id, exc)
                 return
             if not fresh:
                 self.skipped_by_journal += 1
-                LOG.info("[%s] action %s already in the journal: not repeated",
-                         self.node.member, req.action_id)
+                LOG.info("action %s already in the journal: not repeated", req.action_id)
                 return
         driver = self.drivers.get(req.datasource)
         if driver is None:
             self.failed_actions += 1
-            LOG.error("[%s] action %s: no datasource %r on this DSD", self.node.member,
+            LOG.error("action %s: no datasource %r on this DSD",
                       req.action_id, req.datasource)
             return
         try:
@@ -297,7 +296,7 @@ class DatasourceRole:
             self.executed_total += 1
         except Exception as exc:  # noqa: BLE001 - a driver's failure must not stop others
             self.failed_actions += 1
-            LOG.error("[%s] action %s %s:%s%s failed: %s", self.node.member, req.action_id,
+            LOG.error("action %s %s:%s%s failed: %s", req.action_id,
                       req.datasource, req.action, list(req.args), exc)
 
     # -- views ----------------------------------------------------------------

@@ -95,7 +95,7 @@ class PolicyEngineRole:
         resend: list[dict] = []
         with self.lock:
             if self.dsd != (hb.member, hb.incarnation):
-                LOG.info("[%s] DSD is %s (incarnation %s)", self.node.member, hb.member,
+                LOG.info("DSD is %s (incarnation %s)", hb.member,
                          hb.incarnation)
                 if self.last_dsd is not None and self.last_dsd != hb.incarnation:
                     resend = self._since(self.last_dsd_heard - RESEND_LEAD)
@@ -110,8 +110,8 @@ class PolicyEngineRole:
             # A new DSD: what the old one took but never ran is lost with it,
             # so send again what went out lately. The journal and the
             # leader's dedup make copies of what did run harmless.
-            LOG.warning("[%s] new DSD: resending %d requests sent since %.0fs before the "
-                        "old one was last heard", self.node.member, len(resend), RESEND_LEAD)
+            LOG.warning("new DSD: resending %d requests sent since %.0fs before the "
+                        "old one was last heard", len(resend), RESEND_LEAD)
             for request in resend:
                 self._cast(request)
         if needs:
@@ -129,7 +129,7 @@ class PolicyEngineRole:
         if event.kind in ("lost", "left"):
             with self.lock:
                 if self.dsd == (event.member, event.incarnation):
-                    LOG.warning("[%s] DSD %s lost", self.node.member, event.member)
+                    LOG.warning("DSD %s lost", event.member)
                     self.dsd = None
 
     def on_delta(self, data: dict) -> None:
@@ -177,7 +177,7 @@ class PolicyEngineRole:
         try:
             data = self.transport.call(TOPIC_DSD, "snapshot", datasource=name)
         except BusError as exc:
-            LOG.warning("[%s] snapshot of %s failed: %s", self.node.member, name, exc)
+            LOG.warning("snapshot of %s failed: %s", name, exc)
             return
         if data is None:
             return  # the DSD no longer has it; its next heartbeat drops it
@@ -191,12 +191,12 @@ class PolicyEngineRole:
                 self._reject(snap.datasource, f"snapshot at seq {snap.seq}: {exc}")
                 return
             if self.rejected.pop(snap.datasource, None) is not None:
-                LOG.warning("[%s] datasource %s accepted again", self.node.member, name)
+                LOG.warning("datasource %s accepted again", name)
             changes = self.replica.on_snapshot(snap)
             actions = self._derive(changes)
-        LOG.debug("[%s] snapshot of %s: %d rows changed, %d actions", self.node.member, name,
+        LOG.debug("snapshot of %s: %d rows changed, %d actions", name,
                   sum(len(c.added) + len(c.removed) for c in changes), len(actions))
-        LOG.info("[%s] resynced %s from a snapshot at seq %d", self.node.member, name,
+        LOG.info("resynced %s from a snapshot at seq %d", name,
                  snap.seq)
         self.send_actions(actions)
 
@@ -208,8 +208,7 @@ class PolicyEngineRole:
         state stays, readiness says why, and a snapshot is tried again later.
         """
         if self.rejected.get(datasource, (None,))[0] != why:
-            LOG.error("[%s] datasource %s rejected, its previous state kept: %s",
-                      self.node.member, datasource, why)
+            LOG.error("datasource %s rejected, its previous state kept: %s", datasource, why)
         self.rejected[datasource] = (why, self.clock() + REJECT_RETRY)
         rep = self.replica.replicas.get(datasource)
         if rep is not None:
@@ -224,8 +223,7 @@ class PolicyEngineRole:
             for c in changes:
                 actions += self.engine.apply_delta(c.datasource, c.table, c.added, c.removed)
         except Exception as exc:  # noqa: BLE001 - checked data failed: an engine bug
-            LOG.exception("[%s] the engine failed on a table change; rebuilding it",
-                          self.node.member)
+            LOG.exception("the engine failed on a table change; rebuilding it")
             self.rebuild_engine(f"{type(exc).__name__}: {exc}")
             return []
         return actions
@@ -255,8 +253,8 @@ class PolicyEngineRole:
                     self.policies.load_into(new)
             self.engine = new
             self.rebuilds += 1
-        LOG.error("[%s] engine rebuilt from the replica and the stored policies (rebuild "
-                  "%d) after: %s", self.node.member, self.rebuilds, reason)
+        LOG.error("engine rebuilt from the replica and the stored policies (rebuild "
+                  "%d) after: %s", self.rebuilds, reason)
 
     def send_actions(self, actions: list) -> None:
         for action in actions:
@@ -277,11 +275,11 @@ class PolicyEngineRole:
         try:
             self.transport.cast(TOPIC_DSD, "execute_action", request=request)
             self.sent += 1
-            LOG.debug("[%s] requested %s %s:%s%s", self.node.member, request["action_id"],
+            LOG.debug("requested %s %s:%s%s", request["action_id"],
                       request["datasource"], request["action"], request["args"])
         except BusError as exc:
             self.send_failures += 1
-            LOG.error("[%s] action %s not sent: %s", self.node.member, request["action_id"],
+            LOG.error("action %s not sent: %s", request["action_id"],
                       exc)
 
     # -- views ----------------------------------------------------------------
