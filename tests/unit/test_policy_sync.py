@@ -1,11 +1,15 @@
-"""Read-your-writes on one PE: a write's own sync never returns before the state it
-wrote is what readers see, whatever a background sync is doing meanwhile."""
+"""The policies a PE holds: read-your-writes (a write's own sync never returns
+before readers see what it wrote, whatever a background sync is doing), and a
+rule stored twice."""
 
 from __future__ import annotations
 
 import threading
 
+import pytest
+
 from congress_ha.engine import Engine
+from congress_ha.errors import InvalidInput
 from congress_ha.roles.policies import PolicyManager
 from congress_ha.store.db import open_engine, session_factory
 from congress_ha.store.policies import PolicyStore
@@ -78,3 +82,29 @@ def test_load_returns_rows_of_the_revision_it_reports(tmp_path):
     state = store.load()
     assert calls["n"] == 2 and "late" in state.policies
     assert state.revision == store.revision()
+
+
+def test_a_rule_stored_twice_is_quarantined_not_confused_with_the_first(tmp_path):
+    """Writes refuse a duplicate (409), but a database can hold one (an earlier
+    version stored it): the copy is quarantined, and deleting either never
+    leaves the engine and the records apart."""
+    pm = manager(tmp_path)
+    pm.create_policy("p")
+    pid = pm.get_policy("p").id
+    for rule_id in ("r-1", "r-2"):
+        pm.store.add_rule(pm.store.revision(), pid, rule_id, "q(1)", "", "")
+    pm.sync()
+    assert pm.rows("p", "q") == {(1,)}
+    assert pm.quarantined["r-2"][2] == "it repeats rule r-1"
+    pm.delete_rule("p", "r-2")
+    assert pm.rows("p", "q") == {(1,)} and "r-2" not in pm.quarantined
+    pm.delete_rule("p", "r-1")
+    assert [r.id for r in pm.get_policy("p").rules] == []
+    assert pm.engine.rules("p") == []
+
+
+def test_create_policy_refuses_a_rule_list_that_repeats_a_rule(tmp_path):
+    pm = manager(tmp_path)
+    with pytest.raises(InvalidInput, match=r"rules\[1\] repeats rules\[0\]"):
+        pm.create_policy("p", rules=[("q(1)", "", ""), ("q( 1 )", "", "")])
+    assert "p" not in {r.name for r in pm.list_policies()}

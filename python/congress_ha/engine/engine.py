@@ -217,6 +217,14 @@ class Engine:
             Compiled(r)  # exactly the plans a PE will run; PolicyError if one fails
         return [rule]
 
+    def same_rule(self, policy: str, text: str) -> str | None:
+        """The id of the rule of ``policy`` equal to ``text`` (canonical form), if any."""
+        canonical = str(parse_rule(text))
+        for entry in self._get(policy).rules.values():
+            if str(entry.resolved.rule) == canonical:
+                return entry.rule_id
+        return None
+
     def insert_rule(self, policy: str, text: str,
                     rule_id: str | None = None) -> tuple[str, list[Action]]:
         """Add a rule (or fact); returns its id and the actions that newly fire.

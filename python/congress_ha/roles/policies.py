@@ -107,15 +107,15 @@ class PolicyManager:
         except PolicyError as exc:
             raise InvalidInput(str(exc)) from None
         except Overrun:
-            LOG.warning("[%s] a change to policy %s ran over %s s in its trial; "
-                        "rebuilding the engine", self.member, policy, self.change_seconds)
+            LOG.warning("a change to policy %s ran over %s s in its trial; "
+                        "rebuilding the engine", policy, self.change_seconds)
             if self.rebuild is not None:
                 self.rebuild(f"a trial ran over {self.change_seconds} s")
             raise TooLarge(f"evaluating this change ran over [limits] max_change_seconds = "
                            f"{self.change_seconds}; nothing was stored: narrow the rule's "
                            "joins") from None
         except Exception as exc:  # noqa: BLE001 - an engine bug: replace the engine
-            LOG.exception("[%s] the trial of a change to policy %s failed", self.member,
+            LOG.exception("the trial of a change to policy %s failed",
                           policy)
             if self.rebuild is not None:
                 self.rebuild(f"trial: {type(exc).__name__}: {exc}")
@@ -179,7 +179,7 @@ class PolicyManager:
         try:
             state = self.store.load()
         except StoreError as exc:
-            LOG.warning("[%s] policy sync failed: %s", self.member, exc)
+            LOG.warning("policy sync failed: %s", exc)
             return self.revision
         # Compared with what is *published*: ``self.revision`` moves inside
         # _apply, before the records are published, so returning on it could
@@ -197,8 +197,8 @@ class PolicyManager:
             try:
                 actions = self._apply(state)
             except Exception as exc:  # noqa: BLE001 - an engine bug: never serve from it
-                LOG.exception("[%s] the engine failed applying revision %d; rebuilding it",
-                              self.member, state.revision)
+                LOG.exception("the engine failed applying revision %d; rebuilding it",
+                              state.revision)
                 self.records = dict(state.policies)
                 self.revision = state.revision
                 if self.rebuild is None:
@@ -226,7 +226,9 @@ class PolicyManager:
                 continue
             for rule in rec.rules:
                 try:
-                    engine.insert_rule(name, rule.rule, rule_id=rule.id)
+                    held, _ = engine.insert_rule(name, rule.rule, rule_id=rule.id)
+                    if held != rule.id:
+                        self._quarantine(name, rule, f"it repeats rule {held}")
                 except Exception as exc:  # noqa: BLE001 - quarantined: the rest must load
                     self._quarantine(name, rule, exc)
 
@@ -234,8 +236,8 @@ class PolicyManager:
         """A stored rule this engine cannot run: skipped, shown, never fatal."""
         text = why if isinstance(why, str) else f"{type(why).__name__}: {why}"
         if self.quarantined.get(rule.id, ("", "", ""))[2] != text:
-            LOG.error("[%s] stored rule %s of policy %s quarantined (not evaluated): %s; "
-                      "delete it with `congress-ha-ctl rules delete %s`", self.member,
+            LOG.error("stored rule %s of policy %s quarantined (not evaluated): %s; "
+                      "delete it with `congress-ha-ctl rules delete %s`",
                       rule.id, policy, text, rule.id)
         self.quarantined[rule.id] = (policy, rule.rule, text)
 
@@ -265,14 +267,16 @@ class PolicyManager:
                 if rule.id in old_ids:
                     continue
                 try:
-                    _, fired = engine.insert_rule(name, rule.rule, rule_id=rule.id)
+                    held, fired = engine.insert_rule(name, rule.rule, rule_id=rule.id)
                     actions += fired
+                    if held != rule.id:  # stored twice (before writes checked it)
+                        self._quarantine(name, rule, f"it repeats rule {held}")
                 except PolicyError as exc:
                     # Stored under the guard, so valid when written; say so loudly.
                     self._quarantine(name, rule, exc)
             self.records[name] = new
         self.revision = state.revision
-        LOG.info("[%s] policies at revision %d", self.member, self.revision)
+        LOG.info("policies at revision %d", self.revision)
         return actions
 
     def _publish(self) -> None:
@@ -335,15 +339,14 @@ class PolicyManager:
             except PolicyError as exc:
                 raise InvalidInput(str(exc)) from None
             except Overrun:
-                LOG.warning("[%s] simulate ran over %s s; rebuilding the engine",
-                            self.member, self.simulate_seconds)
+                LOG.warning("simulate ran over %s s; rebuilding the engine", self.simulate_seconds)
                 if self.rebuild is not None:
                     self.rebuild(f"simulate ran over {self.simulate_seconds} s")
                 raise TooLarge(f"simulate ran over [limits] max_simulate_seconds = "
                                f"{self.simulate_seconds}; nothing changed, simulate less "
                                "at once") from None
             except Exception as exc:  # noqa: BLE001 - its undo may not have run
-                LOG.exception("[%s] simulate failed inside the engine", self.member)
+                LOG.exception("simulate failed inside the engine")
                 if self.rebuild is not None:
                     self.rebuild(f"simulate: {type(exc).__name__}: {exc}")
                 raise InvalidInput(f"simulate failed ({type(exc).__name__}: {exc}); the "
@@ -405,11 +408,15 @@ class PolicyManager:
             scratch.create_policy(name, _engine_kind(kind))  # the engine's name rules
         except PolicyError as exc:
             raise InvalidInput(str(exc)) from None
-        for text in rules:
+        first: dict[str, int] = {}
+        for i, text in enumerate(rules):
             try:
-                scratch.insert_rule(name, text)
+                rule_id, _ = scratch.insert_rule(name, text)
             except PolicyError as exc:
                 raise InvalidInput(str(exc)) from None
+            if rule_id in first:
+                raise InvalidInput(f"rules[{i}] repeats rules[{first[rule_id]}]: {text!r}")
+            first[rule_id] = i
 
     def delete_policy(self, ident: str) -> ps.PolicyRecord:
         record = self._find(ident)
@@ -434,10 +441,14 @@ class PolicyManager:
                 except PolicyError as exc:
                     raise InvalidInput(str(exc)) from None
                 except Exception as exc:  # noqa: BLE001 - a check changes nothing
-                    LOG.exception("[%s] checking a rule failed", self.member)
+                    LOG.exception("checking a rule failed")
                     raise InvalidInput(f"rule {text[:80]!r} could not be checked "
                                        f"({type(exc).__name__}: {exc}); nothing was stored"
                                        ) from None
+                same = self.engine.same_rule(record.name, text)
+                if same is not None:  # Congress: 409 "Rule already exists"
+                    raise AlreadyExists(f"rule already exists in policy {record.name!r} "
+                                        f"(id {same})")
                 self._trial(record.name, [text])
             return self.store.add_rule(expected, record.id, rule_id, text, name or "",
                                        comment or "")
