@@ -6,8 +6,9 @@
 # Copyright the congress-ha contributors. License: Apache-2.0.
 #
 # Sourced, never run: the agent first sources ocf-shellfuncs, sets CHA_ROLE
-# (api-pe|datasources), CHA_ROLE_FLAGS (the server's role flags) and its
-# OCF_RESKEY_* parameters, and defines two hooks:
+# (api-pe|datasources), CHA_ROLE_FLAGS (the server's role flags), its
+# OCF_RESKEY_* parameters and the texts of its meta-data (CHA_LONGDESC,
+# CHA_SHORTDESC, CHA_CTL_USE), and defines two hooks:
 #   cha_role_healthy   after a successful health check at depth >= 10
 #   cha_role_stopped   after a successful stop
 # It is installed next to the agents, mode 644 (not executable, so Pacemaker
@@ -19,9 +20,15 @@
 
 # shellcheck disable=SC2154 # OCF_RESKEY_* and CHA_ROLE* come from the agent
 
+# The timings (seconds): one table, python/congress_ha/timings.py, written
+# out for the shell next to this file.
+# shellcheck source=/dev/null # generated; checked on its own
+. "${CHA_AGENT_DIR}/congress-ha-timings.sh"
+
 # Stop and start keep this much of Pacemaker's operation timeout for
-# themselves (to escalate to SIGKILL, to report), in ms: 10%, at least 2 s.
-CHA_MARGIN_MIN_MS=2000
+# themselves (to escalate to SIGKILL, to report), in ms: 10%, at least
+# CHA_MARGIN_MIN seconds.
+CHA_MARGIN_MIN_MS=$(( CHA_MARGIN_MIN * 1000 ))
 
 cha_usage() {
 	cat <<END
@@ -29,6 +36,100 @@ usage: $0 {start|stop|monitor|validate-all|meta-data|usage}
 
 Manages the ${CHA_ROLE} role of congress-ha-server. Expects an OCF environment
 (OCF_ROOT, OCF_RESKEY_*); see docs/agents.md.
+END
+}
+
+# The agent's meta-data: what both agents share, around the role's own text.
+# $1: longdesc, $2: shortdesc, $3: what the ctl parameter is used for.
+cha_meta_data() {
+	cat <<END
+<?xml version="1.0"?>
+<!DOCTYPE resource-agent SYSTEM "ra-api-1.dtd">
+<resource-agent name="${CHA_ROLE}" version="1.0">
+<version>1.1</version>
+
+<longdesc lang="en">
+$1
+</longdesc>
+<shortdesc lang="en">$2</shortdesc>
+
+<parameters>
+<parameter name="config" required="0">
+<longdesc lang="en">
+The congress-ha service configuration file (oslo.config INI).
+</longdesc>
+<shortdesc lang="en">Configuration file</shortdesc>
+<content type="string" default="${OCF_RESKEY_config_default}" />
+</parameter>
+
+<parameter name="node_id" required="0">
+<longdesc lang="en">
+The node id on the congress-ha bus (overrides [DEFAULT] node_id). Empty means
+the local node name: crm_node -n, or uname -n without a cluster.
+</longdesc>
+<shortdesc lang="en">Node id on the bus</shortdesc>
+<content type="string" default="${OCF_RESKEY_node_id_default}" />
+</parameter>
+
+<parameter name="binary" required="0">
+<longdesc lang="en">
+The server command, by name (looked up in PATH) or as a full path.
+</longdesc>
+<shortdesc lang="en">Server command</shortdesc>
+<content type="string" default="${OCF_RESKEY_binary_default}" />
+</parameter>
+
+<parameter name="ctl" required="0">
+<longdesc lang="en">
+The control shim used for $3, by name or path.
+</longdesc>
+<shortdesc lang="en">Control shim command</shortdesc>
+<content type="string" default="${OCF_RESKEY_ctl_default}" />
+</parameter>
+
+<parameter name="user" required="0">
+<longdesc lang="en">
+The user the server runs as.
+</longdesc>
+<shortdesc lang="en">User</shortdesc>
+<content type="string" default="${OCF_RESKEY_user_default}" />
+</parameter>
+
+<parameter name="pid" unique="1" required="0">
+<longdesc lang="en">
+Where the agent records the server's PID.
+</longdesc>
+<shortdesc lang="en">PID file</shortdesc>
+<content type="string" default="${OCF_RESKEY_pid_default}" />
+</parameter>
+
+<parameter name="log" required="0">
+<longdesc lang="en">
+The file that receives the server's output (appended).
+</longdesc>
+<shortdesc lang="en">Log file</shortdesc>
+<content type="string" default="${OCF_RESKEY_log_default}" />
+</parameter>
+
+<parameter name="additional_parameters" required="0">
+<longdesc lang="en">
+More arguments for the server, split on spaces.
+</longdesc>
+<shortdesc lang="en">Additional server arguments</shortdesc>
+<content type="string" default="${OCF_RESKEY_additional_parameters_default}" />
+</parameter>
+</parameters>
+
+<actions>
+<action name="start" timeout="${CHA_START_TIMEOUT}s" />
+<action name="stop" timeout="${CHA_STOP_TIMEOUT}s" />
+<action name="monitor" depth="0" timeout="${CHA_MONITOR_TIMEOUT_0}s" interval="${CHA_MONITOR_INTERVAL_0}s" />
+<action name="monitor" depth="10" timeout="${CHA_MONITOR_TIMEOUT_10}s" interval="${CHA_MONITOR_INTERVAL_10}s" />
+<action name="monitor" depth="20" timeout="${CHA_MONITOR_TIMEOUT_20}s" interval="${CHA_MONITOR_INTERVAL_20}s" />
+<action name="validate-all" timeout="${CHA_VALIDATE_TIMEOUT}s" />
+<action name="meta-data" timeout="${CHA_METADATA_TIMEOUT}s" />
+</actions>
+</resource-agent>
 END
 }
 
@@ -235,7 +336,7 @@ cha_monitor() {
 # Wait until the process $1 answers health at depth 10, dies, or the budget
 # runs out. $2: 1 when this shell started it (so its exit code can be read).
 cha_wait_healthy() {
-	cha_budget_ms 60000
+	cha_budget_ms $(( CHA_START_TIMEOUT * 1000 ))
 	cha_now_ms
 	_cha_deadline=$(( CHA_NOW_MS + CHA_BUDGET_MS ))
 	_cha_config_rc=""
@@ -335,7 +436,7 @@ cha_stop() {
 		ocf_log info "$CHA_ROLE is not running"
 		return "$OCF_SUCCESS"
 	fi
-	cha_budget_ms 30000
+	cha_budget_ms $(( CHA_STOP_TIMEOUT * 1000 ))
 	ocf_log info "stopping $CHA_ROLE (PID $CHA_PID, SIGTERM, up to ${CHA_BUDGET_MS}ms)"
 	kill -TERM "$CHA_PID" 2>/dev/null
 	if ! cha_wait_gone "$CHA_PID" "$CHA_BUDGET_MS"; then
@@ -357,7 +458,7 @@ cha_stop() {
 cha_main() {
 	case $__OCF_ACTION in
 	meta-data)
-		meta_data
+		cha_meta_data "$CHA_LONGDESC" "$CHA_SHORTDESC" "$CHA_CTL_USE"
 		exit "$OCF_SUCCESS" ;;
 	usage | help)
 		cha_usage

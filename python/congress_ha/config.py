@@ -14,6 +14,8 @@ import os
 import socket
 from typing import Any
 
+from congress_ha.timings import relation_errors
+
 DEFAULT_CONFIG_FILE = "/etc/congress-ha/congress-ha.conf"
 
 
@@ -222,12 +224,12 @@ def parse_file(path: str, overrides: dict[tuple[str, str], Any] | None = None) -
     for opt in OPTIONS:
         if opt.required and values[(opt.group, opt.name)] in (None, ""):
             raise ConfigError(f"{where}: [{opt.group}] {opt.name} is required: {opt.help}")
-    hb = values[("ha", "heartbeat_interval")]
-    pt = values[("ha", "peer_timeout")]
-    if pt < 2 * hb:
-        raise ConfigError(
-            f"{where}: [ha] peer_timeout = {pt} must be at least twice heartbeat_interval "
-            f"({hb}); otherwise one late heartbeat loses a peer")
+    broken = relation_errors(heartbeat_interval=values[("ha", "heartbeat_interval")],
+                             peer_timeout=values[("ha", "peer_timeout")],
+                             shadow_grace=values[("ha", "shadow_grace")])
+    if broken:
+        option, why = broken[0]
+        raise ConfigError(f"{where}: [ha] {option}: {why}")
     if values[("api", "auth_strategy")] == "token":
         token_file = values[("api", "token_file")]
         if not token_file:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from congress_ha import timings
 from tests.agents.conftest import OCF_ERR_UNIMPLEMENTED, OCF_ROOT, OCF_SUCCESS, SOURCE, need
 
 ROLES = ["api-pe", "datasources"]
@@ -65,6 +66,14 @@ def test_metadata_declares_ocf_1_1_depths_and_unit_timeouts(role, agents):
     assert depths == ["0", "10", "20"]
     for timeout in re.findall(r'timeout="([^"]*)"', xml):
         assert re.fullmatch(r"\d+s", timeout), timeout
+    # The timings come from the one table (congress_ha.timings), not the agent.
+    ops = timings.OPERATIONS
+    assert f'<action name="start" timeout="{ops["start_timeout"].seconds:g}s" />' in xml
+    assert f'<action name="stop" timeout="{ops["stop_timeout"].seconds:g}s" />' in xml
+    for depth in (0, 10, 20):
+        assert (f'<action name="monitor" depth="{depth}" '
+                f'timeout="{ops[f"monitor_timeout_{depth}"].seconds:g}s" '
+                f'interval="{ops[f"monitor_interval_{depth}"].seconds:g}s" />') in xml
     params = re.findall(r'<parameter name="([^"]+)"', xml)
     assert params == ["config", "node_id", "binary", "ctl", "user", "pid", "log",
                       "additional_parameters"]
@@ -75,9 +84,10 @@ def test_metadata_declares_ocf_1_1_depths_and_unit_timeouts(role, agents):
 
 def test_install_puts_agents_755_and_library_644(agents):
     assert sorted(p.name for p in agents.iterdir()) == ["api-pe", "congress-ha-common.sh",
+                                                        "congress-ha-timings.sh",
                                                         "datasources"]
     for name, mode in (("api-pe", 0o755), ("datasources", 0o755),
-                       ("congress-ha-common.sh", 0o644)):
+                       ("congress-ha-common.sh", 0o644), ("congress-ha-timings.sh", 0o644)):
         assert stat.S_IMODE((agents / name).stat().st_mode) == mode, name
 
 

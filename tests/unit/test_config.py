@@ -30,7 +30,7 @@ def test_node_id_defaults_to_the_host_name(tmp_path):
     ("[DEFAULT]\ntransport_url = x\n[ha]\npeer_timeout = soon\n",
      "[ha] peer_timeout = 'soon' is not a valid float"),
     ("[DEFAULT]\ntransport_url = x\n[ha]\nheartbeat_interval = 0.5\npeer_timeout = 0.6\n",
-     "must be at least twice heartbeat_interval"),
+     "[ha] peer_timeout: peer_timeout 0.6 s is less than twice heartbeat_interval"),
     ("[DEFAULT]\ntransport_url = x\n[api]\nauth_strategy = keystone\n",
      "is not one of noauth, token"),
     ("[DEFAULT]\ntransport_url = x\n[api]\nauth_strategy = token\n",
