@@ -23,9 +23,10 @@ from typing import Any
 from congress_ha.bus.messages import ROLE_ALL, ROLE_API_PE, ROLE_DATASOURCES
 from congress_ha.config import DEFAULT_CONFIG_FILE, ConfigError, parse_file
 from congress_ha.threads import MemberFilter, dead
+from congress_ha.timings import seconds
 
 LOG = logging.getLogger("congress_ha.server")
-STOP_BUDGET = 5.0  # SIGTERM to exit, seconds
+STOP_BUDGET = seconds("STOP_BUDGET")  # SIGTERM to exit (congress_ha/timings.py)
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:

@@ -22,6 +22,7 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 from sqlalchemy.orm import sessionmaker
 
 from congress_ha.store.models import Base, PolicyRevision
+from congress_ha.timings import seconds
 
 # URL driver name -> the package that provides it (what to pip install).
 DRIVER_PACKAGES = {
@@ -36,7 +37,7 @@ DEFAULT_DRIVERS = {"postgresql": "psycopg", "mysql": "pymysql", "mariadb": "pymy
 
 SCHEMA_LOCK_KEY = 0x636F6E67  # "cong": PostgreSQL advisory lock key
 SCHEMA_LOCK_NAME = "congress-ha-schema"  # MariaDB/MySQL GET_LOCK name
-SCHEMA_LOCK_TIMEOUT = 60  # seconds a starting process waits for another's creation
+SCHEMA_LOCK_TIMEOUT = int(seconds("SCHEMA_LOCK_TIMEOUT"))  # congress_ha/timings.py
 
 
 class StoreError(Exception):
