@@ -47,8 +47,10 @@ OPTIONS: tuple[Opt, ...] = (
     Opt("api", "bind_host", "str", "0.0.0.0", "Address the REST API listens on."),
     Opt("api", "bind_port", "int", 1789, "Port the REST API listens on.", minimum=1),
     Opt("api", "auth_strategy", "choice", "noauth",
-        "noauth, or token: every request needs X-Auth-Token equal to token_file's content.",
-        choices=("noauth", "token")),
+        "keystone: every request needs a Keystone token (keystonemiddleware, options in "
+        "[keystone_authtoken]) and oslo.policy's leave; token: X-Auth-Token equal to "
+        "token_file's content; noauth: no check.",
+        choices=("noauth", "token", "keystone")),
     Opt("api", "token_file", "str", None, "File holding the API token (auth_strategy=token)."),
     Opt("database", "connection", "str", "sqlite:////var/lib/congress-ha/congress-ha.sqlite",
         "SQLAlchemy URL of the policy and journal database."),
@@ -172,6 +174,11 @@ class _Group:
         self.__dict__.update(values)
 
 
+def _passed_through(section: str) -> bool:
+    """Sections that other libraries read through oslo.config from the same file."""
+    return section.startswith("oslo_") or section == "keystone_authtoken"
+
+
 def parse_file(path: str, overrides: dict[tuple[str, str], Any] | None = None) -> Settings:
     """Read and validate one INI file with the standard library only.
 
@@ -191,11 +198,11 @@ def parse_file(path: str, overrides: dict[tuple[str, str], Any] | None = None) -
         raise ConfigError(f"{path}: cannot be parsed: {first}") from None
     known_groups = {o.group for o in OPTIONS}
     for section in parser.sections():
-        if section not in known_groups and not section.startswith("oslo_"):
+        if section not in known_groups and not _passed_through(section):
             raise ConfigError(f"{where}: unknown section [{section}]; known sections: "
                               f"{', '.join(sorted(known_groups - {'DEFAULT'}))}")
-        if section.startswith("oslo_"):
-            continue  # oslo.messaging's own options, read by oslo.config
+        if _passed_through(section):
+            continue  # oslo.messaging's, oslo.policy's, keystonemiddleware's own
         for name in parser.options(section):
             if name not in parser.defaults() and (section, name) not in _BY_KEY:
                 raise ConfigError(f"{where}: unknown option [{section}] {name}")
@@ -230,6 +237,11 @@ def parse_file(path: str, overrides: dict[tuple[str, str], Any] | None = None) -
     if broken:
         option, why = broken[0]
         raise ConfigError(f"{where}: [ha] {option}: {why}")
+    if values[("api", "auth_strategy")] == "keystone" and not parser.has_section(
+            "keystone_authtoken"):
+        raise ConfigError(f"{where}: [api] auth_strategy = keystone needs a "
+                          "[keystone_authtoken] section (www_authenticate_uri, auth_type "
+                          "and its credentials), as in any OpenStack service")
     if values[("api", "auth_strategy")] == "token":
         token_file = values[("api", "token_file")]
         if not token_file:

@@ -9,10 +9,11 @@ from typing import Any
 
 
 def request(port: int, method: str, path: str, body: Any = None,
-            timeout: float = 10.0) -> tuple[int, Any]:
+            timeout: float = 10.0, headers: dict[str, str] | None = None) -> tuple[int, Any]:
     data = None if body is None else json.dumps(body).encode()
     req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=data, method=method,
-                                 headers={"Content-Type": "application/json"})
+                                 headers={"Content-Type": "application/json",
+                                          **(headers or {})})
     try:
         with urllib.request.urlopen(req, timeout=timeout) as resp:
             raw = resp.read()

@@ -8,15 +8,13 @@ ever a bug, logged with its traceback.
 
 from __future__ import annotations
 
-import hmac
 import logging
-import os
 from typing import Any
 
 from flask import Flask, request
 from werkzeug.exceptions import HTTPException
 
-from congress_ha.api import openapi, routes
+from congress_ha.api import auth, openapi, routes
 from congress_ha.api.http import ApiError, error_response
 from congress_ha.api.rows import RowsCache
 from congress_ha.config import limit
@@ -28,67 +26,20 @@ LOG = logging.getLogger(__name__)
 
 
 
-class TokenFile:
-    """The token of auth_strategy = token, re-read when the file changes."""
-
-    def __init__(self, path: str):
-        self.path = path
-        self.stamp: tuple[int, int] | None = None
-        self.token = b""
-        self.load()
-
-    def load(self) -> bytes:
-        try:
-            st = os.stat(self.path)
-            stamp = (st.st_mtime_ns, st.st_size)
-            if stamp != self.stamp:
-                with open(self.path, "rb") as fh:
-                    token = fh.read().strip()
-                if not token:
-                    if self.stamp is None:
-                        raise ValueError(f"[api] token_file {self.path} is empty; write "
-                                         "the API token into it")
-                    # Emptied while running (a rewrite in progress, or a mistake):
-                    # keep the last good token rather than fail every request.
-                    LOG.warning("[api] token_file %s is empty; the previous token stays "
-                                "in use", self.path)
-                    return self.token
-                self.token, self.stamp = token, stamp
-        except OSError as exc:
-            if self.stamp is None:
-                raise ValueError(f"[api] token_file {self.path} cannot be read: "
-                                 f"{exc.strerror}") from None
-            # keep the last good token while the file is being replaced
-        return self.token
-
-    def matches(self, given: str | None) -> bool:
-        return given is not None and hmac.compare_digest(given.encode(), self.load())
-
-
-def create_app(service: Any, settings: Any) -> Flask:
+def create_app(service: Any, settings: Any, oslo_conf: Any = None) -> Flask:
     """The API over ``service``; ``settings.api`` gives auth_strategy and token_file.
 
     Raises ValueError (naming the option and file) if the token file is needed
-    and unusable.
+    and unusable. ``oslo_conf``: the service's oslo.config object, for
+    auth_strategy = keystone (built from ``settings`` if not given).
     """
     app = Flask("congress_ha")
     max_body = limit(settings, "max_request_bytes")
     app.config["MAX_CONTENT_LENGTH"] = max_body
     strategy = getattr(settings.api, "auth_strategy", "noauth") or "noauth"
-    token = TokenFile(settings.api.token_file) if strategy == "token" else None
-    routes.register(app, service, {"openapi": openapi.build(auth=token is not None),
+    routes.register(app, service, {"openapi": openapi.build(auth=strategy != "noauth"),
                                    "rows_cache": RowsCache()})
-
-    if token is not None:
-        @app.before_request
-        def check_token():
-            route = routes.BY_ENDPOINT.get(request.endpoint or "")
-            if route is not None and not route.auth:
-                return None
-            if not token.matches(request.headers.get("X-Auth-Token")):
-                return error_response(401, "authentication required: send the API token "
-                                           "in the X-Auth-Token header")
-            return None
+    auth.install(app, settings, oslo_conf)
 
     @app.errorhandler(ApiError)
     def api_error(exc: ApiError):
