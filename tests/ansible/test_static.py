@@ -1,16 +1,13 @@
-"""The playbook without hosts: linters, syntax, role conventions, and the same
-bytes from the templates as `congress-ha-ctl render`."""
+"""The playbook without hosts: linters, syntax, role conventions. That the roles
+render the same bytes as `congress-ha-ctl render` and the lab is
+tests/cluster/test_three_paths.py."""
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import pytest
 import yaml
-
-from congress_ha import config
-from congress_ha.cluster import model
 
 from .conftest import ANSIBLE, REPO, run, tool
 
@@ -82,100 +79,6 @@ def test_every_public_variable_is_in_the_example_inventory() -> None:
                                   .read_text()) or {}
         for name in defaults:
             assert name in example or f"# {name}:" in text, f"{name} not in the example"
-
-
-def test_ha_options_mirror_config_py() -> None:
-    declared = yaml.safe_load(
-        (ANSIBLE / "roles" / "congress_ha_cluster" / "vars" / "main.yml").read_text())
-    ours = [(o["name"], o["kind"], o["default"])
-            for o in declared["__congress_ha_cluster_ha_options"]]
-    theirs = [(o.name, o.kind, o.default) for o in config.OPTIONS if o.group == "ha"]
-    assert ours == theirs
-
-
-def test_resource_defaults_mirror_the_model() -> None:
-    declared = yaml.safe_load(
-        (ANSIBLE / "roles" / "congress_ha_cluster" / "vars" / "main.yml").read_text())
-    ours = declared["__congress_ha_cluster_resources_defaults"]
-    for key, value in model._RESOURCE_DEFAULTS.items():
-        if key != "monitor":
-            assert str(ours[key]) == str(value), key
-    for name, monitor in model._MONITOR_DEFAULTS.items():
-        assert {k: str(v) for k, v in ours["monitor"][name].items()} == \
-            {k: str(v) for k, v in monitor.items()}, name
-
-
-RENDER_PLAYBOOK = """
-- name: Render the templates the way the roles do
-  hosts: congress_api_pe:congress_datasources
-  gather_facts: false
-  roles:
-    - role: congress_ha_cluster
-  tasks:
-    - name: Render the cluster files
-      ansible.builtin.template:
-        src: "{{ congress_ha_cluster_templates_dir }}/{{ item.src }}"
-        dest: "{{ out }}/{{ item.dest }}"
-        mode: "0600"
-      vars:
-        cluster: "{{ congress_ha_cluster_context.cluster }}"
-        source: "{{ congress_ha_cluster_context.source }}"
-      loop:
-        - {src: corosync.conf.j2, dest: corosync.conf}
-        - {src: resources.pcs.sh.j2, dest: resources.pcs.sh}
-        - {src: resources.crm.j2, dest: resources.crm}
-        - {src: cib.xml.j2, dest: cib.xml}
-        - {src: haproxy.cfg.j2, dest: haproxy.cfg}
-      delegate_to: localhost
-      run_once: true
-    - name: Render this node's service configuration
-      ansible.builtin.template:
-        src: "{{ congress_ha_cluster_templates_dir }}/congress-ha.conf.j2"
-        dest: "{{ out }}/congress-ha.{{ inventory_hostname }}.conf"
-        mode: "0600"
-      vars:
-        cluster: "{{ congress_ha_cluster_context.cluster }}"
-        source: "{{ congress_ha_cluster_context.source }}"
-        node: "{{ congress_ha_cluster_context.cluster.nodes
-                  | selectattr('name', 'equalto', inventory_hostname) | first }}"
-      delegate_to: localhost
-"""
-
-# The one difference on purpose: the roles give the agents the venv's binary
-# and ctl (Pacemaker's PATH does not contain the venv); render leaves them out.
-_AGENT_LINE = re.compile(r"^\s*('?(binary|ctl)=.*\\"
-                         r"|<nvpair id=\"[^\"]+-instance_attributes-(binary|ctl)\".*)$")
-_AGENT_PARAM = re.compile(r" (binary|ctl)=\S+")
-
-
-def _without_agent_paths(text: str) -> str:
-    lines = [line for line in text.splitlines(keepends=True)
-             if not _AGENT_LINE.match(line.rstrip("\n"))]
-    return _AGENT_PARAM.sub("", "".join(lines))
-
-
-def test_roles_render_the_same_files_as_ctl_render(tmp_path: Path) -> None:
-    """The example inventory and docs/examples/cluster.yaml describe one cluster."""
-    ours, theirs = tmp_path / "ansible", tmp_path / "render"
-    ours.mkdir()
-    run([tool("congress-ha-ctl"), "render", "--cluster",
-         str(REPO / "docs" / "examples" / "cluster.yaml"), "--out", str(theirs)])
-    playbook = tmp_path / "render.yml"
-    playbook.write_text(RENDER_PLAYBOOK)
-    run([tool("ansible-playbook"), "-i", str(ANSIBLE / "inventories" / "example"),
-         "-c", "local", "-e", f"out={ours}", "-e", "congress_ha_cluster_source=cluster.yaml",
-         "-e", f"congress_ha_cluster_templates_dir={REPO / 'templates'}",
-         str(playbook)],
-        env={"ANSIBLE_CONFIG": str(ANSIBLE / "ansible.cfg"),
-             "ANSIBLE_ROLES_PATH": str(ANSIBLE / "roles")})
-    names = sorted(p.name for p in theirs.iterdir())
-    assert sorted(p.name for p in ours.iterdir()) == names
-    for name in names:
-        mine = (ours / name).read_text()
-        if name in ("resources.pcs.sh", "resources.crm", "cib.xml"):
-            assert "congress-ha-server" in mine
-            mine = _without_agent_paths(mine)
-        assert mine == (theirs / name).read_text(), name
 
 
 def test_a_failed_resource_build_shows_its_output_with_secrets_masked(tmp_path: Path) -> None:

@@ -22,7 +22,7 @@ def test_fencing_is_enabled_with_the_lab_fence_agent(healthy):
     assert 'resource_agent="stonith:fence_congress_lab"' in r.stdout
     wait_for(lambda: 'role="Started"' in healthy.exec("n1", "crm_mon", "-1",
                                                       "--output-as=xml").stdout,
-             20, "lab-fence started")  # fmt: skip
+             20, "a lab fence device started")  # fmt: skip
 
 
 def test_killed_node_is_lost_fenced_and_rejoins(healthy):

@@ -17,7 +17,7 @@ def _plan(**kw):
 
 
 def test_corosync_conf_uses_knet_the_lab_addresses_and_the_token():
-    text = cluster.corosync_conf(_plan(token_ms=1500))
+    text = cluster.files(_plan(token_ms=1500))["corosync.conf"]
     assert "transport: knet" in text and "token: 1500" in text
     assert "cluster_name: chlab" in text
     for i in (1, 2, 3):
@@ -28,28 +28,45 @@ def test_corosync_conf_uses_knet_the_lab_addresses_and_the_token():
 
 
 def test_corosync_conf_crypto_and_two_node():
-    text = cluster.corosync_conf(_plan(nodes=2, crypto=True))
+    text = cluster.files(_plan(nodes=2, crypto=True))["corosync.conf"]
     assert "crypto_cipher: aes256" in text and "crypto_hash: sha256" in text
     assert "two_node: 1" in text
 
 
+def test_lab_files_come_from_the_templates():
+    files = cluster.files(_plan())
+    assert "(templates/corosync.conf.j2)" in files["corosync.conf"]
+    assert files["corosync.conf"].startswith("# corosync configuration of cluster chlab")
+
+
 def test_seed_cib_has_dc_deadtime_fencing_and_no_feature_set():
-    root = ET.fromstring(cluster.seed_cib(_plan()))
+    root = ET.fromstring(cluster.files(_plan())["cib.xml"])
     assert root.get("validate-with") == "pacemaker-3.9"
     assert "crm_feature_set" not in root.attrib
-    props = {nv.get("name"): nv.get("value") for nv in root.iter("nvpair")}
-    assert props["dc-deadtime"] == "2s"
-    assert props["stonith-enabled"] == "true"
-    prim = root.find("configuration/resources/primitive")
-    assert prim.get("class") == "stonith" and prim.get("type") == "fence_congress_lab"
-    assert props["socket"] == "/var/tmp/congress-ha-lab/chlab/power.sock"
-    assert props["pcmk_host_list"] == "chlab-n1 chlab-n2 chlab-n3"
+    props = {nv.get("name"): nv.get("value")
+             for nv in root.iter("nvpair") if nv.get("id").startswith("cib-bootstrap")}
+    assert props == {"dc-deadtime": "2s", "cluster-name": "chlab", "stonith-enabled": "true"}
+    # One device per node, as render and the roles write them.
+    devices = root.findall("configuration/resources/primitive")
+    assert [d.get("id") for d in devices] == ["fence-chlab-n1", "fence-chlab-n2",
+                                              "fence-chlab-n3"]
+    for i, dev in enumerate(devices, 1):
+        assert dev.get("class") == "stonith" and dev.get("type") == "fence_congress_lab"
+        params = {nv.get("name"): nv.get("value") for nv in dev.iter("nvpair")}
+        assert params == {"socket": "/var/tmp/congress-ha-lab/chlab/power.sock",
+                          "pcmk_host_list": f"chlab-n{i}"}
     ids = [e.get("id") for e in root.iter() if e.get("id")]
     assert len(ids) == len(set(ids))
 
 
+def test_seed_cib_of_two_nodes_ignores_the_loss_of_quorum():
+    root = ET.fromstring(cluster.files(_plan(nodes=2))["cib.xml"])
+    props = {nv.get("name"): nv.get("value") for nv in root.iter("nvpair")}
+    assert props["no-quorum-policy"] == "ignore"
+
+
 def test_seed_cib_without_fencing():
-    root = ET.fromstring(cluster.seed_cib(_plan(fencing=False)))
+    root = ET.fromstring(cluster.files(_plan(fencing=False, infra=False))["cib.xml"])
     props = {nv.get("name"): nv.get("value") for nv in root.iter("nvpair")}
     assert props["stonith-enabled"] == "false"
     assert root.find("configuration/resources/primitive") is None

@@ -84,6 +84,8 @@ class Corosync:
     cipher: str
     hash: str
     transport: str
+    # Seconds between knet's path MTU scans; None: corosync's own (30 s).
+    knet_pmtud_interval: int | None
 
 
 @dataclass(frozen=True)
@@ -339,7 +341,8 @@ _HASHES = ("sha256", "sha384", "sha512", "sha1", "md5")
 
 def _corosync(c: Checker, raw: Any) -> Corosync:
     entry = c.mapping(raw if raw is not None else {}, "corosync",
-                      ("token", "consensus", "crypto", "cipher", "hash", "transport"))
+                      ("token", "consensus", "crypto", "cipher", "hash", "transport",
+                       "knet_pmtud_interval"))
     entry = entry or {}
     token = c.integer(entry.get("token", 3000), "corosync.token", 100, 600_000, " ms")
     consensus = None
@@ -355,10 +358,15 @@ def _corosync(c: Checker, raw: Any) -> Corosync:
     cipher = c.choice(entry.get("cipher", "aes256"), "corosync.cipher", _CIPHERS)
     digest = c.choice(entry.get("hash", "sha256"), "corosync.hash", _HASHES)
     transport = c.choice(entry.get("transport", "knet"), "corosync.transport", ("knet",))
+    pmtud = None
+    if entry.get("knet_pmtud_interval") is not None:
+        # libknet takes 1 s to a day (knet_handle_pmtud_setfreq).
+        pmtud = c.integer(entry["knet_pmtud_interval"], "corosync.knet_pmtud_interval",
+                          1, 86_400, " s")
     return Corosync(token=token or 3000, consensus=consensus,
                     crypto=True if crypto is None else crypto,
                     cipher=cipher or "aes256", hash=digest or "sha256",
-                    transport=transport or "knet")
+                    transport=transport or "knet", knet_pmtud_interval=pmtud)
 
 
 def _fencing(c: Checker, raw: Any, nodes: list[Node] | None) -> Fencing:
@@ -524,7 +532,8 @@ def _url(c: Checker, raw: Any, path: str, what: str,
         return ""
     match = _URL_SCHEME.match(text)
     if not match:
-        c.error(path, f"{text!r} is not a URL (scheme://...); give the {what}")
+        # Not repeated: a URL may carry a password, and Ansible logs this line.
+        c.error(path, f"is not a URL (scheme://...); give the {what}")
         return text
     problem = check(match.group(1).lower())
     if problem:

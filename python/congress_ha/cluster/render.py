@@ -1,10 +1,11 @@
 """Render the cluster's files from cluster.yaml through the templates in templates/.
 
-The templates are the one source of these files; Ansible renders the same
-ones.  ``template_context`` is the whole contract between the model and the
-templates: plain dicts and lists (no objects, no custom tests), so any Jinja2
-that has Ansible's ``quote`` filter can render them.  It is documented in
-templates/README.md.
+The templates are the one source of these files.  ``template_context`` is the
+whole contract between the model and the templates: plain dicts and lists (no
+objects, no custom tests), so any Jinja2 that has Ansible's ``quote`` filter
+can render them.  The Ansible role congress_ha_cluster (its action plugin) and
+the lab (congress_ha.lab.cluster) take their context from this function too.
+It is documented in templates/README.md.
 """
 
 from __future__ import annotations
@@ -13,13 +14,13 @@ import logging
 import os
 import shlex
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any
 
 import jinja2
 
-from congress_ha.cluster.model import Cluster, Duration, Monitor, load_cluster
+from congress_ha.cluster.model import Cluster, Duration, load_cluster
 
 LOG = logging.getLogger(__name__)
 
@@ -83,18 +84,22 @@ def environment(folder: Path) -> jinja2.Environment:
     return env
 
 
-def _duration(value: Duration) -> str:
-    return value.text
+def _plain(value: Any) -> Any:
+    """A model value as template data: durations in Pacemaker's spelling, lists, dicts."""
+    if isinstance(value, Duration):
+        return value.text
+    if is_dataclass(value):
+        return {f.name: _plain(getattr(value, f.name)) for f in fields(value)}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
 
 
 def _haproxy_time(value: Duration) -> str:
     # haproxy spells minutes "m", Pacemaker "min": write seconds or ms.
     return f"{value.ms // 1000}s" if value.ms % 1000 == 0 else f"{value.ms}ms"
-
-
-def _monitor(value: Monitor) -> dict[str, Any]:
-    return {"interval": value.interval.text, "timeout": value.timeout.text,
-            "depth": value.depth}
 
 
 def _ini(value: Any) -> str:
@@ -104,17 +109,23 @@ def _ini(value: Any) -> str:
 
 
 def template_context(cluster: Cluster) -> dict[str, Any]:
-    """Everything the templates see, as plain data (documented in templates/README.md)."""
-    nodes = [{"name": n.name, "address": n.address, "roles": list(n.roles),
-              "nodeid": n.nodeid, "api_pe": n.api_pe, "datasources": n.datasources}
+    """Everything the templates see, as plain data (documented in templates/README.md).
+
+    Every field of the model's sections reaches the templates under its own
+    name, so a new cluster.yaml key needs no change here.
+    """
+    nodes = [{**_plain(n), "api_pe": n.api_pe, "datasources": n.datasources}
              for n in cluster.nodes]
-    res = cluster.resources
     fencing = cluster.fencing
     devices = []
     if fencing.enabled:
         devices = [{"id": f"fence-{n.name}", "node": n.name,
                     "params": fencing.device_params(n.name)} for n in cluster.nodes]
-    hap = cluster.haproxy
+    haproxy = {f.name: getattr(cluster.haproxy, f.name) for f in fields(cluster.haproxy)}
+    plain = _plain(cluster.resources)
+    resources = {k: v for k, v in plain.items() if not k.endswith("_monitor")}
+    resources["monitor"] = {k.removesuffix("_monitor"): v for k, v in plain.items()
+                            if k.endswith("_monitor")}
     return {
         "source": Path(cluster.source).name,
         "cluster": {
@@ -125,46 +136,33 @@ def template_context(cluster: Cluster) -> dict[str, Any]:
             "datasources_preferred_node": cluster.datasources_preferred_node,
             "transport_url": cluster.transport_url,
             "database_connection": cluster.database_connection,
-            "vip": None if cluster.vip is None else {
-                "address": cluster.vip.address, "cidr_netmask": cluster.vip.cidr_netmask,
-                "nic": cluster.vip.nic},
-            "haproxy": {
-                "enabled": hap.enabled, "bind_port": hap.bind_port,
-                "config_file": hap.config_file, "binary": hap.binary,
-                "check_interval": _haproxy_time(hap.check_interval), "rise": hap.rise,
-                "fall": hap.fall, "maxconn": hap.maxconn,
-                "timeout_connect": _haproxy_time(hap.timeout_connect),
-                "timeout_client": _haproxy_time(hap.timeout_client),
-                "timeout_server": _haproxy_time(hap.timeout_server)},
-            "corosync": {
-                "token": cluster.corosync.token, "consensus": cluster.corosync.consensus,
-                "crypto": cluster.corosync.crypto, "cipher": cluster.corosync.cipher,
-                "hash": cluster.corosync.hash, "transport": cluster.corosync.transport},
+            "vip": _plain(cluster.vip),
+            "haproxy": {k: _haproxy_time(v) if isinstance(v, Duration) else v
+                        for k, v in haproxy.items()},
+            "corosync": _plain(cluster.corosync),
             "fencing": {
                 "enabled": fencing.enabled, "agent": fencing.agent, "devices": devices,
-                "monitor_interval": _duration(fencing.monitor_interval)},
-            "service": {
-                "config_file": cluster.service.config_file,
-                "api_port": cluster.service.api_port,
-                "auth_strategy": cluster.service.auth_strategy,
-                "token_file": cluster.service.token_file,
-                "ha": {k: _ini(v) for k, v in cluster.service.ha.items()}},
-            "resources": {
-                "migration_threshold": res.migration_threshold,
-                "failure_timeout": _duration(res.failure_timeout),
-                "default_stickiness": res.default_stickiness,
-                "datasources_stickiness": res.datasources_stickiness,
-                "preferred_score": res.preferred_score,
-                "cluster_recheck_interval": _duration(res.cluster_recheck_interval),
-                "start_timeout": _duration(res.start_timeout),
-                "stop_timeout": _duration(res.stop_timeout),
-                "monitor": {
-                    "api_pe": _monitor(res.api_pe_monitor),
-                    "datasources": _monitor(res.datasources_monitor),
-                    "vip": _monitor(res.vip_monitor),
-                    "haproxy": _monitor(res.haproxy_monitor)}},
+                "monitor_interval": fencing.monitor_interval.text},
+            "service": {**_plain(cluster.service),
+                        "ha": {k: _ini(v) for k, v in cluster.service.ha.items()}},
+            "resources": resources,
         },
     }
+
+
+def render_text(env: jinja2.Environment, template: str, context: dict[str, Any],
+                **extra: Any) -> str:
+    """``template`` rendered with ``context`` (and ``extra``); RenderError names the line."""
+    folder = env.loader.searchpath[0]  # type: ignore[union-attr]
+    try:
+        return env.get_template(template).render(**context, **extra)
+    except jinja2.TemplateNotFound as exc:
+        raise RenderError(f"{folder}/{exc.name}: template missing") from None
+    except jinja2.TemplateError as exc:
+        where = f"{folder}/{getattr(exc, 'name', None) or template}"
+        if getattr(exc, "lineno", None):
+            where += f":{exc.lineno}"
+        raise RenderError(f"{where}: {exc}") from None
 
 
 def _write(path: Path, text: str, mode: int) -> None:
@@ -224,15 +222,7 @@ def render_cluster(cluster: Cluster, out_dir: str | os.PathLike[str],
                                   f"{context['source']}")
 
     for template, name, extra, mode in jobs:
-        try:
-            text = env.get_template(template).render(**context, **extra)
-        except jinja2.TemplateNotFound:
-            raise RenderError(f"{folder}/{template}: template missing") from None
-        except jinja2.TemplateError as exc:
-            where = f"{folder}/{template}"
-            if getattr(exc, "lineno", None):
-                where += f":{exc.lineno}"
-            raise RenderError(f"{where}: {exc}") from None
+        text = render_text(env, template, context, **extra)
         target = out / name
         try:
             _write(target, text, mode)

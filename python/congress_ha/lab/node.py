@@ -146,10 +146,11 @@ def prepare(plan: LabPlan, node: NodePlan, authkey: bytes | None) -> None:
             for f in uidgid.iterdir():
                 shutil.copy2(f, root / "etc/corosync/uidgid.d" / f.name)
         if plan.cluster:
-            _write(root / "etc/corosync/corosync.conf", cluster.corosync_conf(plan))
+            boot = cluster.files(plan)
+            _write(root / "etc/corosync/corosync.conf", boot["corosync.conf"])
             if authkey:
                 _write(root / "etc/corosync/authkey", authkey, 0o400)
-            _write(root / "var/lib/pacemaker/cib/cib.xml", cluster.seed_cib(plan), 0o600,
+            _write(root / "var/lib/pacemaker/cib/cib.xml", boot["cib.xml"], 0o600,
                    ("hacluster", "haclient"))  # fmt: skip
     else:
         _write(root / "etc/rabbitmq/rabbitmq-env.conf", infra.rabbitmq_env(plan.name))
