@@ -98,16 +98,20 @@ def seconds(name: str) -> float:
     raise KeyError(name)
 
 
-def relation_errors(*, heartbeat_interval: float, peer_timeout: float, shadow_grace: float,
+def relation_errors(*, heartbeat_interval: float | None = None,
+                    peer_timeout: float | None = None, shadow_grace: float | None = None,
                     start_timeout: float | None = None,
                     stop_timeout: float | None = None) -> list[tuple[str, str]]:
-    """(option, sentence) for every relation between timings that does not hold."""
+    """(option, sentence) for every relation between the timings given that does
+    not hold (a relation whose timings are not all given is not checked)."""
     errors = []
-    if peer_timeout < 2 * heartbeat_interval:
+    if (heartbeat_interval is not None and peer_timeout is not None
+            and peer_timeout < 2 * heartbeat_interval):
         errors.append(("peer_timeout", f"peer_timeout {peer_timeout:g} s is less than twice "
                        f"heartbeat_interval ({heartbeat_interval:g} s): one late heartbeat "
                        "would count as a lost peer"))
-    if shadow_grace and shadow_grace <= peer_timeout:  # 0: the safety net is off
+    if shadow_grace and peer_timeout is not None and shadow_grace <= peer_timeout:
+        # (shadow_grace 0: the safety net is off)
         errors.append(("shadow_grace", f"shadow_grace {shadow_grace:g} s must be longer than "
                        f"peer_timeout ({peer_timeout:g} s): a DSD that takes a new action "
                        "leader needs the old leader's requests in its shadow log until "

@@ -143,7 +143,7 @@ BAD = {
     "unknown-corosync-key": (lambda d: d["corosync"].update(tokn=1),
                              "corosync.tokn: unknown key; did you mean 'token'?"),
     "peer-timeout-below-two-heartbeats": (lambda d: d["service"].update(peer_timeout=0.4),
-                                          "service.peer_timeout: 0.4 s is less than twice"),
+                                          "service.peer_timeout: peer_timeout 0.4 s is less than twice"),
     "stickiness-ties-the-preference": (
         lambda d: d["resources"].update(datasources_stickiness=100),
         "resources.datasources_stickiness: equals preferred_score (100)"),

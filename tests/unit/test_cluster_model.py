@@ -235,7 +235,7 @@ CASES = [
      "cluster.yaml: fencing.nodes.node1.ip: must be a single value; got a list"),
     # service timing and auth
     (lambda d: d["service"].update(peer_timeout=0.4),
-     "cluster.yaml: service.peer_timeout: 0.4 s is less than twice heartbeat_interval"),
+     "cluster.yaml: service.peer_timeout: peer_timeout 0.4 s is less than twice heartbeat_interval"),
     (lambda d: d["service"].update(heartbeat_interval="fast"),
      "cluster.yaml: service.heartbeat_interval: must be a number of seconds"),
     (lambda d: d["service"].update(heartbeat_interval=0.001),
@@ -278,3 +278,14 @@ def test_service_binary_and_ctl_must_be_absolute_paths():
     data = copy.deepcopy(EXAMPLE)
     data.setdefault("service", {})["ctl"] = "/opt/congress-ha/venv/bin/congress-ha-ctl"
     assert parse_cluster(data, "cluster.yaml").service.ctl.endswith("congress-ha-ctl")
+
+
+def test_render_applies_the_timing_relations_the_server_applies():
+    """One rule set (congress_ha.timings): shadow_grace over peer_timeout, a start
+    timeout covering the measured start, a stop timeout over the server's own."""
+    for section, values, words in (
+            ("service", {"shadow_grace": 0.5}, "service.shadow_grace: shadow_grace 0.5 s"),
+            ("resources", {"start_timeout": "5s"}, "resources.start_timeout: start_timeout"),
+            ("resources", {"stop_timeout": "6s"}, "resources.stop_timeout: stop_timeout")):
+        lines = errors_of(lambda d, s=section, v=values: d.setdefault(s, {}).update(v))
+        assert any(words in line for line in lines), lines

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from congress_ha import config as service_config
+from congress_ha import timings
 from congress_ha.cluster.checker import (
     Checker,
     ClusterConfigError,
@@ -435,10 +436,13 @@ def _service(c: Checker, raw: Any) -> Service:
         else:
             checked = c.string(value, path)
         ha[opt.name] = opt.default if checked is None else checked
-    hb, pt = ha.get("heartbeat_interval"), ha.get("peer_timeout")
-    if isinstance(hb, float) and isinstance(pt, float) and pt < 2 * hb:
-        c.error("service.peer_timeout", f"{pt} s is less than twice heartbeat_interval "
-                                        f"({hb} s): one late heartbeat would lose a peer")
+    hb, pt, grace = (ha.get(k) for k in ("heartbeat_interval", "peer_timeout",
+                                         "shadow_grace"))
+    if all(isinstance(v, float) for v in (hb, pt, grace)):
+        # The same rules the server applies when it reads its config.
+        for option, why in timings.relation_errors(heartbeat_interval=hb, peer_timeout=pt,
+                                                   shadow_grace=grace):
+            c.error(f"service.{option}", why)
     paths = {}
     for key in ("binary", "ctl"):
         if entry.get(key) is not None:
@@ -452,17 +456,24 @@ def _service(c: Checker, raw: Any) -> Service:
                    binary=paths.get("binary"), ctl=paths.get("ctl"))
 
 
+def _op(name: str) -> str:
+    """A Pacemaker operation's default from the timings table, as a duration."""
+    return f"{timings.OPERATIONS[name].seconds:g}s"
+
+
 _MONITOR_DEFAULTS = {
-    "api_pe": {"interval": "10s", "timeout": "20s", "depth": 10},
-    "datasources": {"interval": "10s", "timeout": "20s", "depth": 10},
+    "api_pe": {"interval": _op("monitor_interval_10"), "timeout": _op("monitor_timeout_10"),
+               "depth": 10},
+    "datasources": {"interval": _op("monitor_interval_10"),
+                    "timeout": _op("monitor_timeout_10"), "depth": 10},
     "vip": {"interval": "10s", "timeout": "20s", "depth": 0},
     "haproxy": {"interval": "10s", "timeout": "20s", "depth": 0},
 }
 _RESOURCE_DEFAULTS: dict[str, Any] = {
     "migration_threshold": 3, "failure_timeout": "60s", "default_stickiness": 1,
     "datasources_stickiness": 200,
-    "preferred_score": 100, "cluster_recheck_interval": "1min", "start_timeout": "30s",
-    "stop_timeout": "20s", "monitor": {},
+    "preferred_score": 100, "cluster_recheck_interval": "1min",
+    "start_timeout": _op("start_timeout"), "stop_timeout": _op("stop_timeout"), "monitor": {},
 }
 
 
@@ -501,6 +512,12 @@ def _resources(c: Checker, raw: Any) -> Resources:
                 f"equals preferred_score ({preferred}): a tie that Pacemaker breaks on its "
                 "own; make it higher (the DSD stays where it is when the preferred node "
                 "returns) or lower (it moves back)")
+    start = _dur(c, values["start_timeout"], "resources.start_timeout", 1000)
+    stop = _dur(c, values["stop_timeout"], "resources.stop_timeout", 1000)
+    if start.ms and stop.ms:
+        for option, why in timings.relation_errors(start_timeout=start.ms / 1000,
+                                                   stop_timeout=stop.ms / 1000):
+            c.error(f"resources.{option}", why)
     return Resources(
         migration_threshold=threshold or 3,
         failure_timeout=_dur(c, values["failure_timeout"], "resources.failure_timeout"),
@@ -509,8 +526,8 @@ def _resources(c: Checker, raw: Any) -> Resources:
         preferred_score=preferred or 100,
         cluster_recheck_interval=_dur(c, values["cluster_recheck_interval"],
                                       "resources.cluster_recheck_interval", 1000),
-        start_timeout=_dur(c, values["start_timeout"], "resources.start_timeout", 1000),
-        stop_timeout=_dur(c, values["stop_timeout"], "resources.stop_timeout", 1000),
+        start_timeout=start,
+        stop_timeout=stop,
         api_pe_monitor=_monitor(c, monitors.get("api_pe"), "api_pe"),
         datasources_monitor=_monitor(c, monitors.get("datasources"), "datasources"),
         vip_monitor=_monitor(c, monitors.get("vip"), "vip"),
