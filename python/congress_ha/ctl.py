@@ -178,12 +178,15 @@ def cmd_leader(args) -> int:
 
 
 def _leader_over_bus(settings) -> list[dict[str, Any]]:
-    from congress_ha.bus.transport import TOPIC_DSD, BusError, Transport
+    from congress_ha.bus.contract import LEADER_STATUS, ErrorReply, call
+    from congress_ha.bus.messages import LeaderStatusRequest
+    from congress_ha.bus.transport import BusError, Transport
+    from congress_ha.bus.wire import dump
 
     transport = Transport(settings)
     try:
-        return [transport.call(TOPIC_DSD, "leader_status")]
-    except BusError as exc:
+        return [dump(call(transport, LEADER_STATUS, LeaderStatusRequest()))]
+    except (BusError, ErrorReply) as exc:
         print(f"leader: {exc}", file=sys.stderr)
         return []
     finally:

@@ -13,7 +13,8 @@ time are not lost.  As a safety net, an entry that no leader has matched within
 ``shadow_grace`` seconds is executed too (0 turns the net off).
 
 This module does no I/O and has no clock: callers pass ``now`` (monotonic
-seconds) and act on the returned ``Decision``.
+seconds) and act on the returned ``Decision``.  Its input is the bus message
+``ActionRequest`` as it arrives (``bus/messages.py`` is pure data too).
 """
 
 from __future__ import annotations
@@ -21,24 +22,13 @@ from __future__ import annotations
 from collections import OrderedDict
 from dataclasses import dataclass, field, replace
 
+from congress_ha.bus.messages import ActionRequest
+
 Member = tuple[str, str]  # (pe member id, incarnation)
+# One action request as a PE casts it: the bus message itself (pure data), the
+# same object from the wire to the driver.
+Request = ActionRequest
 _EPSILON = 1e-3  # past a deadline by this much, so "silent > peer_timeout" holds
-
-
-@dataclass(frozen=True)
-class Request:
-    """One action-execution request as a PE casts it."""
-
-    action_id: str
-    pe: str
-    incarnation: str
-    datasource: str
-    action: str
-    args: tuple = ()
-
-    @property
-    def sender(self) -> Member:
-        return (self.pe, self.incarnation)
 
 
 @dataclass(frozen=True)

@@ -64,7 +64,7 @@ OPERATIONS = _table(
 SERVER = _table(
     Timing("POLICY_POLL", 2.0, "roles/policy_engine.py",
            "a PE re-reads the policies this often: the bound on a missed broadcast"),
-    Timing("DATASOURCE_POLL", 5.0, "roles/datasources.py",
+    Timing("DATASOURCE_POLL", 5.0, "roles/dsd/drivers.py",
            "a DSD re-reads the datasources this often: the bound on a missed change"),
     Timing("DATASOURCE_CACHE", 1.0, "roles/service.py",
            "how old a datasource list an API node may serve"),
@@ -72,7 +72,7 @@ SERVER = _table(
            "between snapshot attempts of a datasource the engine refused"),
     Timing("RESEND_LEAD", 5.0, "roles/policy_engine.py",
            "a new DSD gets the requests sent since this long before the old was last heard"),
-    Timing("LEADER_MAX_SLEEP", 0.05, "roles/datasources.py",
+    Timing("LEADER_MAX_SLEEP", 0.05, "roles/dsd/actions.py",
            "the leader state machine's clock ticks at least this often"),
     Timing("STOP_BUDGET", 5.0, "server.py", "SIGTERM to exit"),
     Timing("SCHEMA_LOCK_TIMEOUT", 60.0, "store/db.py",

@@ -55,3 +55,83 @@ def test_driver_info_lists_tables_and_actions():
     info = driver_info("push", {"tables": {"alarm": ["x"]}})
     assert info["tables"] == {"alarm": ["x"]} and info["actions"] == []
     assert driver_info("file")["actions"] is None  # any action
+
+
+CONFIGS = {"clock": {"resolution": 1}, "push": {"tables": {"t": ["a"]}},
+           "ticker": {"rate": 5}, "file": {"path": "/nonexistent/rows.json",
+                                            "action_log": "/nonexistent/a.log"}}
+
+
+def test_every_driver_is_covered_here():
+    from congress_ha.datasources.registry import DRIVERS
+
+    assert sorted(DRIVERS) == sorted(CONFIGS)
+
+
+@pytest.mark.parametrize("driver", sorted(CONFIGS))
+def test_a_drivers_constructor_does_no_io(driver, monkeypatch):
+    import builtins
+    import os
+    import pathlib
+
+    from congress_ha.datasources.registry import make_driver
+
+    def no_io(*args, **kwargs):
+        raise AssertionError("I/O in a driver's constructor")
+
+    for owner, name in ((builtins, "open"), (os, "open"), (os, "stat"), (os, "scandir"),
+                        (pathlib.Path, "stat"), (pathlib.Path, "iterdir")):
+        monkeypatch.setattr(owner, name, no_io)
+    make_driver("ds", driver, CONFIGS[driver], lambda *_: None)
+
+
+def test_the_file_driver_reads_at_start_and_a_fifo_is_still_refused_at_creation(tmp_path):
+    import os
+
+    from congress_ha.datasources.file import FileDriver
+
+    fifo = tmp_path / "rows.json"
+    os.mkfifo(fifo)
+    config = {"path": str(fifo), "action_log": str(tmp_path / "a.log")}
+    driver = FileDriver("files", config, lambda *_: None)   # never opens the FIFO
+    assert driver.schema() == {}
+    with pytest.raises(InvalidInput, match="not a regular file"):
+        validate_config("files", "file", config)
+    with pytest.raises(DriverError, match="not a regular file"):
+        driver.start()
+    fifo.unlink()
+    fifo.write_text('{"t": [[1, 2]]}')
+    published = []
+    driver = FileDriver("files", config, lambda t, rows: published.append((t, rows)))
+    assert validate_config("files", "file", config) == {"t": ["col0", "col1"]}
+    assert published == [] and driver.schema() == {}
+    driver.start()
+    try:
+        assert driver.schema() == {"t": ["col0", "col1"]} and published == [("t", [(1, 2)])]
+    finally:
+        driver.stop()
+
+
+def test_drivers_declare_what_they_do():
+    from congress_ha.datasources.registry import make_driver
+
+    def caps(driver, config):
+        d = make_driver("ds", driver, config, lambda *_: None)
+        return d.polls, d.accepts_push, d.persists_rows, d.actions
+
+    assert caps("push", CONFIGS["push"]) == (False, True, True, [])
+    assert caps("file", CONFIGS["file"]) == (True, False, False, None)
+    assert caps("file", {"action_log": "/a.log"}) == (False, False, False, None)
+    assert caps("clock", CONFIGS["clock"]) == (True, False, False, [])
+    assert caps("ticker", CONFIGS["ticker"]) == (False, False, False, [])
+    with pytest.raises(DriverError, match="does not accept pushed rows"):
+        make_driver("ds", "ticker", CONFIGS["ticker"], lambda *_: None).normalize("tick", [])
+
+
+def test_pushed_rows_are_restored_before_start():
+    published = []
+    d = PushDriver("inbox", {"tables": {"alarm": ["host"], "other": ["x"]}},
+                   lambda t, rows: published.append((t, rows)))
+    d.restore({"alarm": [["web1"]]})
+    d.start()
+    assert sorted(published) == [("alarm", [("web1",)]), ("other", [])]

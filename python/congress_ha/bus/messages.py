@@ -1,13 +1,28 @@
-"""What travels on the bus, as dataclasses with a plain-dict wire form."""
+"""What travels on the bus: one dataclass per message (pure data).
+
+The field names are the wire format: a message goes out as ``wire.dump(m)``
+and is taken in as ``wire.parse(cls, data)``, which refuses what does not fit.
+Which topic and method carries which message is declared in ``contract.py``.
+The wire form is the one the releases before the contract sent, field for
+field, so old and new processes understand each other during an upgrade
+(docs/architecture.md, "The bus contract").
+
+Nothing here does I/O or imports the runtime, so the pure leader machine
+(``leader.py``) takes ``ActionRequest`` just as it arrives.
+"""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Annotated, Any
+
+from congress_ha.bus.wire import MAX_ITEMS, MAX_ROWS, Most, Rows, Scalar
 
 ROLE_API_PE = "api-pe"
 ROLE_DATASOURCES = "datasources"
 ROLE_ALL = "all"
+
+Names = Annotated[list[str], Most(MAX_ITEMS)]
 
 
 def member_id(node_id: str, role: str) -> str:
@@ -15,9 +30,7 @@ def member_id(node_id: str, role: str) -> str:
     return f"{node_id}:{role}"
 
 
-def _from_dict(cls, data: dict[str, Any]):
-    names = {f.name for f in fields(cls)}
-    return cls(**{k: v for k, v in data.items() if k in names})
+# -- topic heartbeat (fanout) -------------------------------------------------
 
 
 @dataclass
@@ -42,12 +55,26 @@ class Heartbeat:
     def is_dsd(self) -> bool:
         return ROLE_DATASOURCES in self.roles or ROLE_ALL in self.roles
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Heartbeat:
-        return _from_dict(cls, data)
+@dataclass
+class Goodbye:
+    """A process stops cleanly: its peers drop it at once."""
+
+    member: str
+    incarnation: str
+
+
+@dataclass
+class PolicyChanged:
+    revision: int
+
+
+@dataclass
+class DatasourcesChanged:
+    """The datasources in the database changed: the DSD reloads them."""
+
+
+# -- topic tables (fanout) ----------------------------------------------------
 
 
 @dataclass
@@ -56,15 +83,35 @@ class TableDelta:
     incarnation: str        # the publishing DSD's: seqs restart with it
     seq: int
     table: str
-    added: list[list]
-    removed: list[list]
+    added: Rows
+    removed: Rows
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> TableDelta:
-        return _from_dict(cls, data)
+# -- topic dsd: casts ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ActionRequest:
+    """One action-execution request as a PE casts it; the leader machine's input."""
+
+    action_id: str
+    pe: str
+    incarnation: str
+    datasource: str
+    action: str
+    args: tuple[Scalar, ...] = ()
+
+    @property
+    def sender(self) -> tuple[str, str]:
+        return (self.pe, self.incarnation)
+
+
+# -- topic dsd: calls and their replies ---------------------------------------
+
+
+@dataclass
+class SnapshotRequest:
+    datasource: str
 
 
 @dataclass
@@ -72,12 +119,93 @@ class Snapshot:
     datasource: str
     incarnation: str
     seq: int
-    schema: dict[str, list[str]]
-    tables: dict[str, list[list]]
+    schema: dict[str, Names]
+    tables: dict[str, Rows]
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Snapshot:
-        return _from_dict(cls, data)
+@dataclass
+class LeaderStatusRequest:
+    pass
+
+
+@dataclass
+class LeaderChangeView:
+    age: float              # seconds ago
+    old: str | None
+    new: str | None
+    reason: str
+
+
+@dataclass
+class LeaderStatus:
+    """What ``congress-ha-ctl leader`` shows of one DSD."""
+
+    dsd: str
+    incarnation: str
+    leader: str | None
+    leader_incarnation: str | None
+    leader_for: float | None
+    counters: dict[str, int]
+    executed_total: int
+    skipped_by_journal: int
+    failed_actions: int
+    shadow_log: int
+    history: list[LeaderChangeView]
+
+
+@dataclass
+class PushRows:
+    datasource: str
+    table: str
+    # Rows by position or by column name: the push driver checks each and names
+    # the bad one (a 400 at the API), so the bus only bounds their number.
+    rows: Annotated[list[Any], Most(MAX_ROWS)]
+
+
+@dataclass
+class Pushed:
+    ok: bool
+    rows: int
+
+
+@dataclass
+class DatasourceStatusRequest:
+    datasource: str
+
+
+@dataclass
+class DatasourceStatus:
+    """Congress's datasource status, as ``GET /v1/data-sources/ID/status`` gives it."""
+
+    initialized: bool
+    number_of_updates: int
+    last_updated: str | None
+    last_error: str | None
+    seq: int | None
+    dsd: str
+
+
+@dataclass
+class ExecuteDirect:
+    datasource: str
+    action: str
+    args: Annotated[list[Scalar], Most(MAX_ITEMS)]
+
+
+@dataclass
+class RefreshRequest:
+    datasource: str
+
+
+@dataclass
+class Done:
+    ok: bool = True
+
+
+@dataclass
+class Error:
+    """The reply of a call that failed. ``kind``: invalid, not_found, unsupported or
+    failed (the API answers 400, 404, 503 and 503)."""
+
+    error: str
+    kind: str

@@ -19,9 +19,17 @@ import uuid
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from congress_ha.bus.messages import Heartbeat, member_id
+from congress_ha.bus.contract import GOODBYE, HEARTBEAT, TOPIC_HEARTBEAT, Endpoint, send
+from congress_ha.bus.messages import (
+    DatasourcesChanged,
+    Goodbye,
+    Heartbeat,
+    PolicyChanged,
+    member_id,
+)
 from congress_ha.bus.peers import PeerEvent, PeerTable, newer_of_two
-from congress_ha.bus.transport import TOPIC_HEARTBEAT, BusError, Transport
+from congress_ha.bus.transport import BusError, Transport
+from congress_ha.bus.wire import dump
 from congress_ha.threads import Supervised
 
 LOG = logging.getLogger(__name__)
@@ -123,7 +131,7 @@ class BusNode:
     def start(self) -> None:
         """Join: listen for a duplicate for JOIN_BEATS intervals, then beat."""
         self.transport.serve(TOPIC_HEARTBEAT, f"{self.member}.{self.incarnation}",
-                             HeartbeatEndpoint(self))
+                             Endpoint(TOPIC_HEARTBEAT, HeartbeatHandler(self)))
         # Long enough to hear a live twin beat twice; every start (and so
         # every DSD failover) pays it, so no longer than that.
         deadline = self.clock() + JOIN_BEATS * self.interval
@@ -147,8 +155,7 @@ class BusNode:
                 listener.stop()
         if goodbye and not self._joining:
             try:
-                self.transport.broadcast(TOPIC_HEARTBEAT, "goodbye", retry=1,
-                                         member=self.member, incarnation=self.incarnation)
+                send(self.transport, GOODBYE, Goodbye(self.member, self.incarnation), retry=1)
                 LOG.info("said goodbye")
             except BusError as exc:
                 LOG.warning("goodbye not sent: %s", exc)
@@ -170,8 +177,7 @@ class BusNode:
         self._beat += 1
         try:
             # retry=0: a heartbeat that cannot go now is worthless later.
-            self.transport.broadcast(TOPIC_HEARTBEAT, "heartbeat", retry=0,
-                                     hb=self.heartbeat().to_dict())
+            send(self.transport, HEARTBEAT, self.heartbeat(), retry=0)
             if self._send_failing:
                 LOG.info("heartbeats go out again")
             self._send_failing = False
@@ -189,8 +195,7 @@ class BusNode:
 
     # -- endpoint methods (called by oslo.messaging, one thread) --------------
 
-    def heartbeat_in(self, data: dict) -> None:
-        hb = Heartbeat.from_dict(data)
+    def heartbeat_in(self, hb: Heartbeat) -> None:
         now = self.clock()
         if hb.member == self.member:
             if hb.incarnation != self.incarnation:
@@ -263,24 +268,24 @@ class BusNode:
     def peer_view(self) -> list[dict[str, Any]]:
         now = self.clock()
         with self._lock:
-            return [{**p.heartbeat.to_dict(), "age": round(now - p.last_heard, 3)}
+            return [{**dump(p.heartbeat), "age": round(now - p.last_heard, 3)}
                     for p in self.peers.live()]
 
 
-class HeartbeatEndpoint:
-    """The oslo.messaging endpoint of the heartbeat topic, delegating to a BusNode."""
+class HeartbeatHandler:
+    """The heartbeat topic's methods (bus/contract.py), delegating to a BusNode."""
 
     def __init__(self, node: BusNode):
         self.node = node
 
-    def heartbeat(self, ctxt, hb: dict) -> None:
+    def heartbeat(self, hb: Heartbeat) -> None:
         self.node.heartbeat_in(hb)
 
-    def goodbye(self, ctxt, member: str, incarnation: str) -> None:
-        self.node.goodbye_in(member, incarnation)
+    def goodbye(self, msg: Goodbye) -> None:
+        self.node.goodbye_in(msg.member, msg.incarnation)
 
-    def policy_changed(self, ctxt, revision: int) -> None:
-        self.node._notify("on_policy_changed", revision)
+    def policy_changed(self, msg: PolicyChanged) -> None:
+        self.node._notify("on_policy_changed", msg.revision)
 
-    def datasources_changed(self, ctxt) -> None:
+    def datasources_changed(self, msg: DatasourcesChanged) -> None:
         self.node._notify("on_datasources_changed")

@@ -40,6 +40,10 @@ class TablePublisher:
         self.schemas[name] = schema
         self.tables.setdefault(name, {t: set() for t in schema})
 
+    def set_schema(self, name: str, schema: dict[str, list[str]]) -> None:
+        """A driver that learns its tables as it reads (file) says them here."""
+        self.schemas[name] = schema
+
     def remove_datasource(self, name: str) -> None:
         for d in (self.seqs, self.schemas, self.tables):
             d.pop(name, None)

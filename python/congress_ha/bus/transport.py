@@ -1,10 +1,7 @@
 """oslo.messaging, wrapped: topics, fanout casts, calls with a timeout and retry.
 
-Topics (exchange ``congress_ha``):
-- ``heartbeat``: fanout; every process hears every heartbeat and goodbye.
-- ``tables``: fanout; the DSD's table deltas, heard by every PE.
-- ``dsd``: the one DSD; action requests (casts) and snapshots (calls).  Its
-  queue outlives a DSD that dies, so requests wait there for the successor.
+Every topic lives on exchange ``congress_ha``; which topics there are and what
+each carries is the bus contract (``contract.py``), which sends through this.
 
 Each server runs with a pool of one thread, so the messages of one topic are
 handled in arrival order (deltas must be).  Every send carries a bounded
@@ -32,9 +29,6 @@ with warnings.catch_warnings():
 
 LOG = logging.getLogger(__name__)
 EXCHANGE = "congress_ha"
-TOPIC_HEARTBEAT = "heartbeat"
-TOPIC_TABLES = "tables"
-TOPIC_DSD = "dsd"
 
 
 class BusError(Exception):

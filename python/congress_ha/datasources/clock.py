@@ -31,6 +31,7 @@ class ClockDriver(Driver):
     config_help = {"resolution": "seconds between values (default 1, at least 1)"}
     tables = {"now": ["time"]}
     actions: list[str] = []
+    polls = True
 
     def __init__(self, name, config, publish, clock=time.time):
         super().__init__(name, config, publish)

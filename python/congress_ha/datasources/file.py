@@ -18,11 +18,10 @@ import stat
 import threading
 import time
 from pathlib import Path
-from typing import Any
 
 import yaml
 
-from congress_ha.datasources.base import Driver, DriverError
+from congress_ha.datasources.base import ActionContext, Driver, DriverError
 from congress_ha.engine import PolicyError
 from congress_ha.engine.engine import check_rows
 
@@ -49,15 +48,22 @@ class FileDriver(Driver):
             self.poll_interval = float(self.config.get("poll_interval", 5))
         except (TypeError, ValueError):
             raise DriverError(f"datasource {name}: 'poll_interval' must be a number") from None
+        self.polls = bool(self.path)
         self._lock = threading.Lock()
-        self._files = self._read() if self.path else {}
+        # The tables of the first read: the schema the DSD announces.
+        self._files: dict[str, tuple[list[str], list[tuple]]] = {}
 
     def schema(self) -> dict[str, list[str]]:
         return {t: cols for t, (cols, _) in self._files.items()}
 
+    def probe(self) -> dict[str, list[str]]:
+        return {t: cols for t, (cols, _) in self._read().items()} if self.path else {}
+
     def start(self) -> None:
         if self.path:
-            self.poll()
+            self._files = self._read()  # DriverError: the DSD says why and retries
+            for table, (_cols, rows) in self._files.items():
+                self.publish(table, rows)
             self._every(self.poll_interval, self.poll, f"file-{self.name}")
 
     def poll(self) -> None:
@@ -122,9 +128,9 @@ class FileDriver(Driver):
             out.append((table, [f"col{i}" for i in range(width)], rows))
         return out
 
-    def execute(self, action: str, args: list, context: dict[str, Any]) -> None:
-        line = json.dumps({"action_id": context.get("action_id"), "action": action,
-                           "args": list(args), "leader": context.get("leader"),
+    def execute(self, action: str, args: list, context: ActionContext) -> None:
+        line = json.dumps({"action_id": context.action_id, "action": action,
+                           "args": list(args), "leader": context.leader,
                            "executed_at": time.time()}, sort_keys=True)
         with self._lock:
             fd = os.open(self.action_log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)

@@ -17,11 +17,13 @@ class PushDriver(Driver):
     description = "Tables filled by PUT .../tables/TABLE/rows; rows survive a DSD restart."
     config_help = {"tables": "object: table name -> list of column names"}
     actions: list[str] = []
+    accepts_push = True
+    persists_rows = True
 
-    def __init__(self, name, config, publish, persisted: dict[str, list] | None = None):
+    def __init__(self, name, config, publish):
         super().__init__(name, config, publish)
         self.tables = self.parse_tables(name, self.config)
-        self.persisted = persisted or {}
+        self.persisted: dict[str, list] = {}
 
     @staticmethod
     def parse_tables(name: str, config: dict) -> dict[str, list[str]]:
@@ -39,6 +41,9 @@ class PushDriver(Driver):
                 raise DriverError(f"datasource {name}: table {table}: columns must be a "
                                   "non-empty list of distinct identifiers")
         return {t: list(c) for t, c in tables.items()}
+
+    def restore(self, rows: dict[str, list]) -> None:
+        self.persisted = dict(rows)
 
     def start(self) -> None:
         for table in self.tables:

@@ -19,23 +19,25 @@ DRIVERS: dict[str, type[Driver]] = {
 }
 
 
-def make_driver(name: str, driver: str, config: dict, publish, **extra) -> Driver:
+def make_driver(name: str, driver: str, config: dict, publish) -> Driver:
+    """The driver, its config checked; it does no I/O until ``start()``."""
     cls = DRIVERS.get(driver)
     if cls is None:
         raise DriverError(f"datasource {name}: unknown driver {driver!r}; known drivers: "
                           f"{', '.join(sorted(DRIVERS))}")
-    return cls(name, config, publish, **extra)
+    return cls(name, config, publish)
 
 
 def validate_config(name: str, driver: str, config: Any) -> dict[str, list[str]]:
-    """Build the driver offline (nothing starts) to check its config: InvalidInput if bad.
+    """Check a new datasource's config and probe its source (nothing starts):
+    InvalidInput if bad.
 
     Returns the schema it would publish, for the caller to check against the rules.
     """
     if not isinstance(config, dict):
         raise InvalidInput(f"datasource {name}: config must be a JSON object")
     try:
-        return make_driver(name, driver, config, lambda *_: None).schema()
+        return make_driver(name, driver, config, lambda *_: None).probe()
     except DriverError as exc:
         raise InvalidInput(str(exc)) from None
     except Exception as exc:  # noqa: BLE001 - whatever a driver does with a bad config

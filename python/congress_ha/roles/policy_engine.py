@@ -16,11 +16,20 @@ import time
 from collections import deque
 from typing import Any
 
-from congress_ha.bus.messages import Heartbeat, Snapshot, TableDelta
+from congress_ha.bus.contract import (
+    EXECUTE_ACTION,
+    SNAPSHOT,
+    TOPIC_TABLES,
+    Endpoint,
+    ErrorReply,
+    call,
+    send,
+)
+from congress_ha.bus.messages import ActionRequest, Heartbeat, SnapshotRequest, TableDelta
 from congress_ha.bus.node import BusNode
 from congress_ha.bus.peers import PeerEvent
 from congress_ha.bus.tables import Change, TableReplica
-from congress_ha.bus.transport import TOPIC_DSD, TOPIC_TABLES, BusError, Transport
+from congress_ha.bus.transport import BusError, Transport
 from congress_ha.engine import PolicyError
 from congress_ha.threads import Supervised
 
@@ -50,7 +59,7 @@ class PolicyEngineRole:
         self.dsd: tuple[str, str] | None = None  # (member, incarnation) of the live DSD
         self.last_dsd: str | None = None         # incarnation of the last DSD heard
         self.last_dsd_heard = 0.0                # and when (monotonic)
-        self.sent_log: deque = deque(maxlen=RESEND_MAX)  # (monotonic time, request)
+        self.sent_log: deque[tuple[float, ActionRequest]] = deque(maxlen=RESEND_MAX)
         self.announced: list[str] = []
         self.sent = 0
         self.send_failures = 0
@@ -60,6 +69,7 @@ class PolicyEngineRole:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._ready: tuple[bool, str] = (False, "starting")
+        self._data_ok = False  # every announced datasource synced, policies loaded
         self.rejected: dict[str, tuple[str, float]] = {}  # datasource -> (why, retry at)
         self.rebuilds = 0
 
@@ -69,7 +79,7 @@ class PolicyEngineRole:
         # Queued: its handlers take the engine lock, which long work can hold.
         self.node.add_listener(self, queued=True)
         self.transport.serve(TOPIC_TABLES, f"{self.node.member}.{self.node.incarnation}",
-                             TablesEndpoint(self))
+                             Endpoint(TOPIC_TABLES, TablesHandler(self)))
         self.sending = True
         self._thread = Supervised("table-sync", self._sync_loop, self.node.member,
                                   self._stop.is_set)
@@ -92,7 +102,7 @@ class PolicyEngineRole:
     def on_heartbeat(self, hb: Heartbeat, now: float) -> None:
         if not hb.is_dsd:
             return
-        resend: list[dict] = []
+        resend: list[ActionRequest] = []
         with self.lock:
             if self.dsd != (hb.member, hb.incarnation):
                 LOG.info("DSD is %s (incarnation %s)", hb.member,
@@ -117,7 +127,7 @@ class PolicyEngineRole:
         if needs:
             self._wake.set()
 
-    def _since(self, start: float) -> list[dict]:
+    def _since(self, start: float) -> list[ActionRequest]:
         return [r for t, r in self.sent_log if t >= start]
 
     def on_goodbye(self, member: str, incarnation: str, now: float) -> None:
@@ -132,8 +142,7 @@ class PolicyEngineRole:
                     LOG.warning("DSD %s lost", event.member)
                     self.dsd = None
 
-    def on_delta(self, data: dict) -> None:
-        delta = TableDelta.from_dict(data)
+    def on_delta(self, delta: TableDelta) -> None:
         with self.lock:
             if delta.datasource in self.rejected:
                 return  # only a snapshot that passes the checks brings it back
@@ -175,13 +184,12 @@ class PolicyEngineRole:
 
     def _fetch(self, name: str) -> None:
         try:
-            data = self.transport.call(TOPIC_DSD, "snapshot", datasource=name)
-        except BusError as exc:
+            snap = call(self.transport, SNAPSHOT, SnapshotRequest(name))
+        except (BusError, ErrorReply) as exc:
             LOG.warning("snapshot of %s failed: %s", name, exc)
             return
-        if data is None:
+        if snap is None:
             return  # the DSD no longer has it; its next heartbeat drops it
-        snap = Snapshot.from_dict(data)
         with self.lock:
             try:
                 # All of it checked before the replica or the engine changes.
@@ -264,23 +272,21 @@ class PolicyEngineRole:
         """Cast one execution request to the DSD: the call the engine makes."""
         if not self.sending:
             return
-        request = {"action_id": action.action_id, "pe": self.node.member,
-                   "incarnation": self.node.incarnation, "datasource": action.datasource,
-                   "action": action.action, "args": list(action.args)}
+        request = ActionRequest(action.action_id, self.node.member, self.node.incarnation,
+                                action.datasource, action.action, tuple(action.args))
         with self.lock:
             self.sent_log.append((self.clock(), request))
         self._cast(request)
 
-    def _cast(self, request: dict) -> None:
+    def _cast(self, request: ActionRequest) -> None:
         try:
-            self.transport.cast(TOPIC_DSD, "execute_action", request=request)
+            send(self.transport, EXECUTE_ACTION, request)
             self.sent += 1
-            LOG.debug("requested %s %s:%s%s", request["action_id"],
-                      request["datasource"], request["action"], request["args"])
+            LOG.debug("requested %s %s:%s%s", request.action_id, request.datasource,
+                      request.action, list(request.args))
         except BusError as exc:
             self.send_failures += 1
-            LOG.error("action %s not sent: %s", request["action_id"],
-                      exc)
+            LOG.error("action %s not sent: %s", request.action_id, exc)
 
     # -- views ----------------------------------------------------------------
 
@@ -299,9 +305,22 @@ class PolicyEngineRole:
             self.lock.release()
         return self._ready
 
+    def serving(self) -> bool:
+        """For the load balancer (GET /readyz): ready, or only without a DSD just
+        now while holding everything the last one published. During a DSD
+        failover every PE is equally behind; taking them all out of the load
+        balancer would stop the reads too. Never waits for the engine lock."""
+        ready, _ = self.ready()
+        return ready or (self.dsd is None and self.last_dsd is not None and self._data_ok)
+
     def _compute_ready(self) -> tuple[bool, str]:
+        data = self._data_state()
+        self._data_ok = data[0]
         if self.dsd is None:
             return False, "no live DSD heard"
+        return data
+
+    def _data_state(self) -> tuple[bool, str]:
         if self.rejected:
             return False, "; ".join(f"datasource {n} rejected: {why}"
                                     for n, (why, _) in sorted(self.rejected.items()))
@@ -310,7 +329,8 @@ class PolicyEngineRole:
             return False, "not synced: " + ", ".join(missing)
         if self.policies is not None and self.policies.revision < 0:
             return False, "policies not loaded yet"
-        return True, f"synced with {self.dsd[0]} ({len(self.announced)} datasources)"
+        source = self.dsd[0] if self.dsd else "the last DSD"
+        return True, f"synced with {source} ({len(self.announced)} datasources)"
 
     def schema(self, datasource: str) -> dict[str, list[str]] | None:
         with self.lock:
@@ -348,11 +368,11 @@ class PolicyEngineRole:
         return view
 
 
-class TablesEndpoint:
-    """oslo.messaging endpoint of the ``tables`` fanout topic."""
+class TablesHandler:
+    """The ``tables`` topic's methods (bus/contract.py)."""
 
     def __init__(self, role: PolicyEngineRole):
         self.role = role
 
-    def table_delta(self, ctxt, delta: dict) -> None:
+    def table_delta(self, delta: TableDelta) -> None:
         self.role.on_delta(delta)

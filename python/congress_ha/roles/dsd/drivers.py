@@ -1,0 +1,130 @@
+"""Which drivers the DSD runs: exactly the enabled datasources of the database.
+
+A reload (at start, on a ``datasources_changed`` broadcast, every
+``DATASOURCE_POLL`` seconds, and when a call names a datasource not running
+yet) stops what was removed or reconfigured and starts what is new; one bad
+datasource never stops the others, and its error is kept for status and
+readiness.  The clock that ``now(x)`` reads runs as the datasource
+``builtin``, always, never stored.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from types import SimpleNamespace
+
+from congress_ha.datasources.base import Driver, DriverError
+from congress_ha.datasources.registry import make_driver
+from congress_ha.engine.builtins import CLOCK
+from congress_ha.roles.dsd.publish import Publication
+from congress_ha.store.datasources import list_datasources, pushed_rows
+from congress_ha.timings import seconds
+
+LOG = logging.getLogger(__name__)
+DATASOURCE_POLL = seconds("DATASOURCE_POLL")  # the backstop for a missed datasources_changed
+CLOCK_DATASOURCE = CLOCK[0]  # "builtin": the clock table builtin:now that now(x) reads
+
+
+class DriverSet:
+    """The running drivers by datasource name, their definitions and their errors."""
+
+    def __init__(self, sessions, publication: Publication, now_resolution: float):
+        self.sessions = sessions
+        self.publication = publication
+        # The clock that now(x) reads: a datasource of our own, never stored.
+        self.clock_datasource = SimpleNamespace(
+            name=CLOCK_DATASOURCE, driver="clock",
+            config={"resolution": max(1.0, now_resolution)}) if now_resolution else None
+        self.drivers: dict[str, Driver] = {}
+        self.definitions: dict[str, tuple[str, str]] = {}  # name -> (driver, config json)
+        self.errors: dict[str, str] = {}
+        self._reload = threading.Lock()  # one reload at a time: the bus's, the poll's
+        self._due = threading.Event()
+
+    def get(self, name: str) -> Driver | None:
+        """The running driver of ``name``; reload first if it was just created."""
+        if name not in self.drivers:
+            self.reload()
+        return self.drivers.get(name)
+
+    def reload(self) -> None:
+        """Run exactly the enabled datasources of the database, as configured there."""
+        with self._reload:
+            self._reload_now()
+
+    def _reload_now(self) -> None:
+        try:
+            wanted = {ds.name: ds for ds in list_datasources(self.sessions)}
+        except Exception as exc:  # noqa: BLE001 - keep running what runs; retry later
+            LOG.warning("cannot read datasources: %s", exc)
+            if self.clock_datasource is not None and CLOCK_DATASOURCE not in self.drivers:
+                self._start(self.clock_datasource)
+            return
+        wanted.pop(CLOCK_DATASOURCE, None)  # reserved: the API refuses the name
+        if self.clock_datasource is not None:
+            wanted[CLOCK_DATASOURCE] = self.clock_datasource
+        for name in list(self.drivers):
+            ds = wanted.get(name)
+            if ds is None or self.definitions.get(name) != _definition(ds):
+                self._stop(name, "removed" if ds is None else "reconfigured")
+        for name, ds in wanted.items():
+            if name in self.drivers:
+                continue
+            try:
+                self._start(ds)
+            except Exception as exc:  # noqa: BLE001 - one bad datasource never stops the rest
+                why = str(exc) if isinstance(exc, DriverError) else \
+                    f"datasource {name}: cannot start: {type(exc).__name__}: {exc}"
+                if self.errors.get(name) != why:
+                    LOG.error("%s", why)
+                self.errors[name] = why
+                if name in self.drivers:
+                    self._stop(name, None)  # tried again at the next reload
+                continue
+            self.errors.pop(name, None)
+            LOG.info("datasource %s (%s) started", ds.name, ds.driver)
+        for name in list(self.errors):
+            if name not in wanted:
+                del self.errors[name]
+
+    def _start(self, ds) -> None:
+        driver = make_driver(ds.name, ds.driver, ds.config, self.publication.sink(ds.name))
+        if driver.persists_rows:
+            driver.restore(pushed_rows(self.sessions, ds.name))
+        self.publication.attach(ds.name, driver)
+        self.drivers[ds.name] = driver
+        self.definitions[ds.name] = _definition(ds)
+        driver.start()
+        self.publication.announce(ds.name, driver)
+
+    def _stop(self, name: str, why: str | None) -> None:
+        driver = self.drivers.pop(name)
+        self.definitions.pop(name, None)
+        self.publication.detach(name)
+        driver.stop()
+        if why:
+            LOG.info("datasource %s %s", name, why)
+
+    def stop_all(self) -> None:
+        for driver in list(self.drivers.values()):
+            driver.stop()
+
+    # -- the reload thread ----------------------------------------------------
+
+    def on_datasources_changed(self) -> None:
+        """A bus event (and the way to wake the reload thread)."""
+        self._due.set()
+
+    def reloader(self, stopping) -> None:
+        """The loop of the reload thread, until ``stopping()``."""
+        while not stopping():
+            self._due.wait(DATASOURCE_POLL)
+            self._due.clear()
+            if not stopping():
+                self.reload()
+
+
+def _definition(ds) -> tuple[str, str]:
+    return ds.driver, json.dumps(ds.config or {}, sort_keys=True)
