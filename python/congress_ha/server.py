@@ -123,7 +123,7 @@ class Server:
             from congress_ha.roles.service import Service
 
             service = Service(self.pe, policies, sessions, dsd_client, self.status,
-                              self.settings)
+                              self.settings, ready_fn=self.serving)
             self.api = ApiServer(create_app(service, self.settings),
                                  self.settings.api.bind_host, self.settings.api.bind_port,
                                  self.settings)
@@ -174,6 +174,14 @@ class Server:
         if self.args.api and (self.api is None or not self.api.listening()):
             return False, "API not listening yet"
         return True, "ready"
+
+    def serving(self) -> dict[str, Any]:
+        """What GET /readyz answers: health at depth 10, and a PE that holds the
+        policies and every datasource (through a DSD failover too)."""
+        answer = self._health(10)
+        if answer["ok"] and self.pe is not None and not self.pe.serving():
+            return {"ok": False, "reason": self.pe.ready()[1]}
+        return answer
 
     def health(self, depth: int) -> dict[str, Any]:
         answer = self._health(depth)

@@ -281,3 +281,8 @@ class FakeService:
     def ha_status(self) -> dict[str, Any]:
         self._check_fail()
         return {"member": "solo:all", "ready": True, "peers": []}
+
+    is_ready = True
+
+    def ready(self) -> bool:
+        return self.is_ready

@@ -530,6 +530,15 @@ def test_token_is_required(token_client):
 def test_root_and_healthz_need_no_token(token_client):
     assert token_client.get("/").status_code == 200
     assert token_client.get("/healthz").status_code == 200
+    assert token_client.get("/readyz").status_code == 200
+
+
+def test_readyz_says_503_while_the_pe_is_not_ready_and_no_reason(svc, client):
+    assert client.get("/readyz").get_json() == {"ready": True}
+    svc.is_ready = False
+    resp = client.get("/readyz")
+    assert resp.status_code == 503 and resp.get_json() == {"ready": False}
+    assert resp.headers["Retry-After"] == "1"
 
 
 def test_openapi_declares_the_token_when_required(token_client):

@@ -92,6 +92,9 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/v1", system.version_v1, "The v1 API", S, errors=()),
     Route("GET", "/healthz", system.healthz, "Liveness: the HTTP stack answers", S,
           auth=False, errors=()),
+    Route("GET", "/readyz", system.readyz,
+          "Readiness: 200 while this PE holds the current policies and every datasource "
+          "(503 otherwise), for the load balancer's check", S, auth=False, errors=(503,)),
     Route("GET", "/v1/openapi.json", system.openapi, "This document", S, errors=()),
     Route("GET", "/v1/ha/status", system.ha_status,
           "This node's view of the bus: peers, ready, seq positions, leaders", S,

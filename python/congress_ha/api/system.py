@@ -28,6 +28,17 @@ def healthz(svc, call) -> Response:
     return Response(b'{"ok":true}\n', mimetype="application/json")
 
 
+def readyz(svc, call) -> Response:
+    """Readiness, for a load balancer: 200 only while this PE may answer queries
+    (bus up, current policies, a synced copy of every datasource: health depth
+    20); 503 otherwise. No reason in the body (it is open to all): operators
+    read it from `congress-ha-ctl status`."""
+    if svc.ready():
+        return Response(b'{"ready":true}\n', mimetype="application/json")
+    return Response(b'{"ready":false}\n', status=503, mimetype="application/json",
+                    headers={"Retry-After": "1"})
+
+
 def openapi(svc, call) -> Response:
     return json_response(call.extra["openapi"])
 

@@ -40,12 +40,15 @@ def _record(ds: Datasource) -> DatasourceRecord:
 
 
 class Service:
-    def __init__(self, pe, policies, sessions, dsd_client, status_fn, settings=None):
+    def __init__(self, pe, policies, sessions, dsd_client, status_fn, settings=None,
+                 ready_fn=None):
         self.pe = pe                  # roles.policy_engine.PolicyEngineRole
         self.policies = policies      # roles.policies.PolicyManager
         self.sessions = sessions
         self.dsd = dsd_client         # roles.dsd_client.DsdClient
         self.status_fn = status_fn
+        # health at depth 20: the bus works, the policies and every snapshot held
+        self.ready_fn = ready_fn or (lambda: {"ok": False, "reason": "no readiness check"})
         self._cached: list[DatasourceRecord] = []
         self._cached_at = 0.0
         self.max_rows = limit(settings, "max_rows_per_table")
@@ -213,3 +216,6 @@ class Service:
 
     def ha_status(self) -> dict[str, Any]:
         return self.status_fn()
+
+    def ready(self) -> bool:
+        return bool(self.ready_fn().get("ok"))
