@@ -41,8 +41,10 @@ def typed(value: object) -> object:
 
 
 def typed_row(row: tuple) -> tuple:
-    if any(type(v) is float for v in row):
-        return tuple(Float(v) if type(v) is float else v for v in row)
+    """``row`` with its floats as Float; the same tuple when it has none."""
+    for v in row:
+        if type(v) is float:
+            return tuple(Float(x) if type(x) is float else x for x in row)
     return row
 
 
