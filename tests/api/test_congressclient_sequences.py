@@ -56,7 +56,8 @@ Atom, Builtin, Lit, Reference, Rule, Var = (ref.Atom, ref.Builtin, ref.Lit, ref.
 
 TABLES = ("p", "q", "r")
 VARS = ("x", "y", "z")
-CONSTS = (0, 1, 2, 3, "a", "b")
+# The reference holds typed constants ((kind, value), as Congress's ObjectConstant).
+CONSTS = tuple(ref.typed(c) for c in (0, 1, 2, 3, "a", "b"))
 BUILTINS = ("lt", "gt", "equal", "plus")
 SEEDS = (1, 2, 3, 4, 5, 6)
 STEPS = 120  # operations per seed
@@ -195,7 +196,7 @@ class Run:
                 continue
             data = [tuple(r["data"]) for r in
                     self.call("list_policy_rows", self.name, table)["results"]]
-            expected = rows.get(table, set())
+            expected = {ref.plain_row(r) for r in rows.get(table, set())}
             assert len(data) == len(set(data)) and set(data) == expected, self.fail(
                 f"list_policy_rows({self.name!r}, {table!r}): server "
                 f"{sorted(data, key=repr)}, reference {sorted(expected, key=repr)}")
@@ -330,11 +331,13 @@ def test_thirty_recreations_with_alternating_arities(cc, quiet_log):
         run.check()
         width = 1 + i % 2
         xs = tuple(Var(v) for v in ("x", "y")[:width])
-        for rule in (Rule(Atom("p", (i, "a")[:width])),
-                     Rule(Atom("q", xs), (Lit(Atom("p", xs)), Builtin("gt", (Var("x"), 14)))),
+        consts = (ref.typed(i), ref.typed("a"))
+        for rule in (Rule(Atom("p", consts[:width])),
+                     Rule(Atom("q", xs), (Lit(Atom("p", xs)),
+                                          Builtin("gt", (Var("x"), ref.typed(14))))),
                      Rule(Atom("r", xs), (Lit(Atom("p", xs)), Lit(Atom("q", xs), negated=True))),
                      # p at its other arity: refused while this incarnation uses p
-                     Rule(Atom("p", (i, "a")[:3 - width]))):
+                     Rule(Atom("p", consts[:3 - width]))):
             run.insert(rule)
             run.check()
         run.delete_policy()

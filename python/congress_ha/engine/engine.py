@@ -444,11 +444,14 @@ class Engine:
             assert fact.key is not None
             steps.append((fact.key, tuple(t.value for t in fact.args), atom.sign))
         undo = []
+        orders: dict[str, list[str]] = {}  # rule ids, in order, of policies losing a fact
         self._simulating = True
         try:
             for key, row, sign in steps:
                 base = self._db.table(key).base
-                if sign == "+" and row not in base:
+                # As Congress's project_updates: a table's facts are one set, so
+                # inserting a fact already stated as a rule changes nothing.
+                if sign == "+" and row not in base and not self._facts(key, row):
                     self._ev.change_base(key, [row], [])
                     undo.append((key, row, sign))
                 elif sign == "-" and row in base:
@@ -457,6 +460,7 @@ class Engine:
                 elif sign == "-":
                     # A fact written as a rule (``q(1)``): take the rule out.
                     for pol_name, rule_id, text in self._facts(key, row):
+                        orders.setdefault(pol_name, list(self._policies[pol_name].rules))
                         self.delete_rule(pol_name, rule_id)
                         undo.append((pol_name, rule_id, text))
             return self.query(policy, query)
@@ -468,6 +472,9 @@ class Engine:
                     self._ev.change_base(key, [row], [])
                 else:  # (policy, rule id, text) of a fact rule taken out
                     self.insert_rule(key, sign, rule_id=row)
+            for pol_name, order in orders.items():  # put them back in their places
+                pol = self._policies[pol_name]
+                pol.rules = {rule_id: pol.rules[rule_id] for rule_id in order}
             self._ev.risen.clear()
             self._simulating = False
 
