@@ -59,3 +59,16 @@ def test_a_config_breaking_a_relation_is_refused_at_start(tmp_path):
     conf.write_text("[DEFAULT]\ntransport_url = fake://\n[ha]\npeer_timeout = 3\n")
     with pytest.raises(config.ConfigError, match=r"\[ha\] shadow_grace.*peer_timeout"):
         config.parse_file(str(conf))
+
+
+def test_no_module_spells_a_timing_of_the_table_itself():
+    """Each SERVER timing is defined once: a module-level NAME = <number> with the
+    table's name (or its alias MAX_SLEEP) anywhere in the package is a copy."""
+    names = set(timings.SERVER) | {"MAX_SLEEP"}
+    copies = []
+    for path in (REPO / "python" / "congress_ha").rglob("*.py"):
+        for n, line in enumerate(path.read_text().splitlines(), 1):
+            m = re.match(r"(\w+) = [\d.]+\b", line)
+            if m and m.group(1) in names:
+                copies.append(f"{path.relative_to(REPO)}:{n}: {line}")
+    assert copies == []

@@ -32,16 +32,17 @@ from congress_ha.bus.tables import Change, TableReplica
 from congress_ha.bus.transport import BusError, Transport
 from congress_ha.engine import PolicyError
 from congress_ha.threads import Supervised
+from congress_ha.timings import seconds
 
 LOG = logging.getLogger(__name__)
-POLICY_POLL = 2.0  # seconds: the backstop for a missed policy_changed broadcast
+POLICY_POLL = seconds("POLICY_POLL")  # the backstop for a missed policy_changed
 # A new DSD incarnation gets again every request sent since RESEND_LEAD
 # seconds before the old one was last heard: a DSD that dies takes some
 # requests with it unexecuted (its last moments, or, cut off from the broker
 # without closing its connection, whatever the broker still handed it).
-RESEND_LEAD = 5.0
+RESEND_LEAD = seconds("RESEND_LEAD")
 RESEND_MAX = 5000
-REJECT_RETRY = 5.0  # seconds between snapshot attempts of a rejected datasource
+REJECT_RETRY = seconds("REJECT_RETRY")  # between snapshots of a rejected datasource
 
 
 class PolicyEngineRole:

@@ -20,8 +20,9 @@ from congress_ha.errors import AlreadyExists, InvalidInput, NotFound, TooLarge, 
 from congress_ha.store import datasources as ds_store
 from congress_ha.store.db import StoreError
 from congress_ha.store.models import Datasource
+from congress_ha.timings import seconds
 
-DATASOURCE_CACHE = 1.0  # seconds a node may serve a datasource list it read
+DATASOURCE_CACHE = seconds("DATASOURCE_CACHE")  # how old a datasource list may be served
 
 
 @dataclass
