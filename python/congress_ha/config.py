@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import configparser
 import importlib
+import ipaddress
 import os
 import socket
 from typing import Any
@@ -44,7 +45,9 @@ OPTIONS: tuple[Opt, ...] = (
     Opt("DEFAULT", "node_id", "str", None,
         "Name of this node on the bus; defaults to the host name."),
     Opt("DEFAULT", "debug", "bool", False, "Log at DEBUG level."),
-    Opt("api", "bind_host", "str", "0.0.0.0", "Address the REST API listens on."),
+    Opt("api", "bind_host", "str", "127.0.0.1",
+        "Address the REST API listens on (a node address in a cluster; with "
+        "auth_strategy = noauth only a loopback address is accepted)."),
     Opt("api", "bind_port", "int", 1789, "Port the REST API listens on.", minimum=1),
     Opt("api", "auth_strategy", "choice", "noauth",
         "keystone: every request needs a Keystone token (keystonemiddleware, options in "
@@ -174,6 +177,15 @@ class _Group:
         self.__dict__.update(values)
 
 
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve to anything
+
+
 def _passed_through(section: str) -> bool:
     """Sections that other libraries read through oslo.config from the same file."""
     return section.startswith("oslo_") or section == "keystone_authtoken"
@@ -237,6 +249,12 @@ def parse_file(path: str, overrides: dict[tuple[str, str], Any] | None = None) -
     if broken:
         option, why = broken[0]
         raise ConfigError(f"{where}: [ha] {option}: {why}")
+    if values[("api", "auth_strategy")] == "noauth" and not _loopback(
+            values[("api", "bind_host")]):
+        raise ConfigError(f"{where}: [api] auth_strategy = noauth with bind_host = "
+                          f"{values[('api', 'bind_host')]}: an API without authentication "
+                          "listens only on a loopback address (127.0.0.1, ::1); set "
+                          "auth_strategy = token (with token_file) or keystone")
     if values[("api", "auth_strategy")] == "keystone" and not parser.has_section(
             "keystone_authtoken"):
         raise ConfigError(f"{where}: [api] auth_strategy = keystone needs a "

@@ -110,9 +110,15 @@ def test_cluster_package_does_not_import_the_runtime() -> None:
 
 
 def test_service_config_of_every_node_passes_the_services_own_parser(
-        example_out: Path) -> None:
+        example_out: Path, tmp_path: Path) -> None:
+    token = tmp_path / "api-token"  # on a node, the congress_ha role writes it
+    token.write_text("t0ken\n")
     for name in NODES:
-        settings = service_config.parse_file(str(example_out / f"congress-ha.{name}.conf"))
+        text = (example_out / f"congress-ha.{name}.conf").read_text()
+        assert "auth_strategy = token\ntoken_file = /etc/congress-ha/api-token\n" in text
+        conf = tmp_path / f"congress-ha.{name}.conf"  # the session's copy stays as rendered
+        conf.write_text(text.replace("/etc/congress-ha/api-token", str(token)))
+        settings = service_config.parse_file(str(conf))
         assert settings.get("DEFAULT", "node_id") == name
         assert settings.get("api", "bind_port") == 1789
         assert settings.get("ha", "heartbeat_interval") == 0.25
@@ -294,3 +300,29 @@ def test_preferred_node_gets_datasources_back_only_as_configured(
     # Whatever happens to the DSD, node1's return starts only node1's instances.
     assert [a for a in back.actions(resource_prefix="congress-api-pe")
             if a[1] in ("start", "stop") and a[2] != "node1"] == []
+
+
+def test_keystone_renders_its_section_and_the_service_reads_it(tmp_path: Path) -> None:
+    import yaml
+
+    from tests.cluster.conftest import EXAMPLE, render_to
+
+    data = yaml.safe_load(EXAMPLE.read_text())
+    data["service"].pop("token_file", None)
+    data["service"].update(auth_strategy="keystone", keystone_authtoken={
+        "www_authenticate_uri": "https://keystone.example:5000/v3", "auth_type": "password",
+        "auth_url": "https://keystone.example:5000/v3", "username": "congress",
+        "password": "s3cret", "project_name": "service", "user_domain_name": "Default",
+        "project_domain_name": "Default", "service_token_roles_required": True})
+    source = tmp_path / "cluster.yaml"
+    source.write_text(yaml.safe_dump(data))
+    out = render_to(source, tmp_path / "out")
+    conf = out / "congress-ha.node1.conf"
+    text = conf.read_text()
+    assert "auth_strategy = keystone\n" in text and "token_file" not in text
+    assert "\n[keystone_authtoken]\n" in text
+    assert "\nwww_authenticate_uri = https://keystone.example:5000/v3\n" in text
+    assert "\nservice_token_roles_required = true\n" in text
+    assert oct(conf.stat().st_mode & 0o777) == "0o600"  # it holds the service password
+    settings = service_config.parse_file(str(conf))
+    assert settings.get("api", "auth_strategy") == "keystone"

@@ -142,8 +142,9 @@ BAD = {
                                "corosync.knet_pmtud_interval: 0 is out of range"),
     "unknown-corosync-key": (lambda d: d["corosync"].update(tokn=1),
                              "corosync.tokn: unknown key; did you mean 'token'?"),
-    "peer-timeout-below-two-heartbeats": (lambda d: d["service"].update(peer_timeout=0.4),
-                                          "service.peer_timeout: peer_timeout 0.4 s is less than twice"),
+    "peer-timeout-below-two-heartbeats": (
+        lambda d: d["service"].update(peer_timeout=0.4),
+        "service.peer_timeout: peer_timeout 0.4 s is less than twice"),
     "stickiness-ties-the-preference": (
         lambda d: d["resources"].update(datasources_stickiness=100),
         "resources.datasources_stickiness: equals preferred_score (100)"),
@@ -160,6 +161,8 @@ BAD = {
     "preferred-node-without-the-role": (
         lambda d: d.update(datasources_preferred_node="node3"),
         "datasources_preferred_node: 'node3' does not have the role datasources"),
+    "noauth-in-a-cluster": (lambda d: d["service"].update(auth_strategy="noauth"),
+                            "service.auth_strategy: noauth would leave the API open"),
     "three-at-once": (lambda d: (d["corosync"].update(token="fast"),
                                  d["service"].update(auth_strategy="ldap"),
                                  d["resources"]["monitor"]["api_pe"].update(depth=5)),

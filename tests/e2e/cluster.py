@@ -21,6 +21,7 @@ from tests.e2e.lab import Driver, DriverError
 DSD = "congress-datasources"
 CLONE = "congress-api-pe-clone"
 API_PORT = 1789
+TOKEN_FILE = "/etc/congress-ha/api-token"  # written by the congress_ha role
 
 TICK_RATE = 20  # ticks per second
 # The ticker keeps this many ticks in its table.  It must cover the longest
@@ -158,10 +159,12 @@ class Cluster:
     # -- the REST API ---------------------------------------------------------------
     def api(self, method: str, path: str, body=None, node: str | None = None,
             timeout: float = 10) -> tuple[int, object]:
-        """One request to the API of ``node`` (default: the first node), via curl there."""
+        """One request to the API of ``node`` (default: the first node), via curl there,
+        with the node's API token (a deployed cluster is never noauth)."""
         node = node or self.nodes[0]
         url = f"http://{self.d.address(node)}:{API_PORT}{path}"
-        argv = ["curl", "-sS", "-X", method, "--max-time", str(timeout), "-o", "-",
+        argv = ["sh", "-c", f'exec curl "$@" -H "X-Auth-Token: $(cat {TOKEN_FILE})"', "curl",
+                "-sS", "-X", method, "--max-time", str(timeout), "-o", "-",
                 "-w", "\n%{http_code}", "-H", "Content-Type: application/json"]
         if body is not None:
             argv += ["--data-binary", "@-"]

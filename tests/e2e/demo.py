@@ -289,7 +289,7 @@ The lab {name} is still up. Look around:
   {lab} exec n1 -- crm_mon -1                 # the cluster, from node 1
   {lab} exec n1 -- congress-ha-ctl status     # every process on the bus
   {lab} exec n1 -- congress-ha-ctl leader     # the DSD's action leader and its history
-  {lab} exec n1 -- curl -s http://{d.address('n1')}:1789/v1/ha/status
+  {lab} exec n1 -- sh -c 'curl -s -H "X-Auth-Token: $(cat /etc/congress-ha/api-token)" http://{d.address('n1')}:1789/v1/ha/status'
   tail -f {c.action_log}                      # every executed action
   {lab} kill n2 ; {lab} start n2              # a fault of your own
 Take it down:

@@ -121,7 +121,7 @@ def test_every_mistake_is_reported_at_once() -> None:
          "datasources_preferred_node, transport_url, database_connection, vip, haproxy, "
          "corosync, fencing, service, resources"),
         "cluster.yaml: nodes[1].address: missing; every node needs an address",
-        "cluster.yaml: service.auth_strategy: 'ldap' is not one of noauth, token, keystone",
+        "cluster.yaml: service.auth_strategy: 'ldap' is not one of token, keystone",
         "cluster.yaml: corosync.token: must be an integer ms; got the string 'fast'",
     ]
 
@@ -235,13 +235,22 @@ CASES = [
      "cluster.yaml: fencing.nodes.node1.ip: must be a single value; got a list"),
     # service timing and auth
     (lambda d: d["service"].update(peer_timeout=0.4),
-     "cluster.yaml: service.peer_timeout: peer_timeout 0.4 s is less than twice heartbeat_interval"),
+     "cluster.yaml: service.peer_timeout: peer_timeout 0.4 s is less than twice "
+     "heartbeat_interval"),
     (lambda d: d["service"].update(heartbeat_interval="fast"),
      "cluster.yaml: service.heartbeat_interval: must be a number of seconds"),
     (lambda d: d["service"].update(heartbeat_interval=0.001),
      "cluster.yaml: service.heartbeat_interval: 0.001 is below the minimum"),
-    (lambda d: d["service"].update(auth_strategy="token"),
-     "cluster.yaml: service.token_file: missing; auth_strategy token needs the file"),
+    (lambda d: d["service"].update(auth_strategy="noauth"),
+     "cluster.yaml: service.auth_strategy: noauth would leave the API open on every node"),
+    (lambda d: d["service"].update(token_file="api-token"),
+     "cluster.yaml: service.token_file: 'api-token' must be an absolute path"),
+    (lambda d: d["service"].update(auth_strategy="keystone"),
+     "cluster.yaml: service.keystone_authtoken: www_authenticate_uri and auth_type missing"),
+    (lambda d: d["service"].update(auth_strategy="keystone", keystone_authtoken={
+        "www_authenticate_uri": "http://k:5000/v3", "auth_type": "password",
+        "bad key": "x"}),
+     "cluster.yaml: service.keystone_authtoken.bad key: an option name with a plain value"),
     (lambda d: d["service"].update(api_port=0),
      "cluster.yaml: service.api_port: 0 is out of range; allowed 1..65535"),
     (lambda d: d["service"].update(shadow_log_size=0),

@@ -117,6 +117,8 @@ class Service:
     # in a virtualenv that Pacemaker's PATH does not contain; None: by name.
     binary: str | None = None
     ctl: str | None = None
+    # [keystone_authtoken] of auth_strategy keystone, as keystonemiddleware reads it.
+    keystone_authtoken: dict[str, str] | None = None
 
     @property
     def heartbeat_interval(self) -> float:
@@ -404,24 +406,57 @@ def _fencing(c: Checker, raw: Any, nodes: list[Node] | None) -> Fencing:
                    monitor_interval=interval)
 
 
+DEFAULT_TOKEN_FILE = "/etc/congress-ha/api-token"
+
+
 def _service(c: Checker, raw: Any) -> Service:
     ha_opts = [o for o in service_config.OPTIONS if o.group == "ha"]
     api = {o.name: o for o in service_config.OPTIONS if o.group == "api"}
     known = ("config_file", "api_port", "auth_strategy", "token_file", "binary",
-             "ctl") + tuple(o.name for o in ha_opts)
+             "ctl", "keystone_authtoken") + tuple(o.name for o in ha_opts)
     entry = c.mapping(raw if raw is not None else {}, "service", known) or {}
     config_file = c.string(entry.get("config_file", service_config.DEFAULT_CONFIG_FILE),
                            "service.config_file") or service_config.DEFAULT_CONFIG_FILE
     port = c.integer(entry.get("api_port", api["bind_port"].default), "service.api_port",
                      1, 65535)
-    strategy = c.choice(entry.get("auth_strategy", api["auth_strategy"].default),
-                        "service.auth_strategy", api["auth_strategy"].choices)
+    # A cluster's API listens on node addresses: never without authentication
+    # (the server refuses noauth off loopback; say it here, before deploying).
+    if entry.get("auth_strategy") == "noauth":
+        c.error("service.auth_strategy", "noauth would leave the API open on every node "
+                                         "address; use token (the default) or keystone")
+        strategy = None
+    else:
+        strategy = c.choice(entry.get("auth_strategy", "token"), "service.auth_strategy",
+                            tuple(ch for ch in api["auth_strategy"].choices
+                                  if ch != "noauth"))
     token_file = None
-    if entry.get("token_file") is not None:
-        token_file = c.string(entry["token_file"], "service.token_file")
-    if strategy == "token" and token_file is None and "token_file" not in entry:
-        c.error("service.token_file", "missing; auth_strategy token needs the file that "
-                                      "holds the API token on every node")
+    if strategy == "token":
+        token_file = c.string(entry.get("token_file", DEFAULT_TOKEN_FILE),
+                              "service.token_file")
+        if token_file is not None and not token_file.startswith("/"):
+            c.error("service.token_file", f"{token_file!r} must be an absolute path")
+    keystone = None
+    if strategy == "keystone":
+        raw_ks = entry.get("keystone_authtoken")
+        keystone = dict(raw_ks) if isinstance(raw_ks, dict) else {}
+        if raw_ks is not None and not isinstance(raw_ks, dict):
+            c.error("service.keystone_authtoken", "must be a mapping of keystonemiddleware "
+                                                  "options")
+        missing = [k for k in ("www_authenticate_uri", "auth_type") if k not in keystone]
+        if missing:
+            c.error("service.keystone_authtoken", f"{' and '.join(missing)} missing; "
+                    "auth_strategy keystone needs keystonemiddleware's [keystone_authtoken] "
+                    "options (www_authenticate_uri, auth_type and its credentials)")
+        for key, value in list(keystone.items()):
+            if not re.fullmatch(r"[a-z_][a-z0-9_]*", str(key)) or isinstance(value, dict | list):
+                c.error(f"service.keystone_authtoken.{key}", "an option name with a plain "
+                                                             "value, as in an INI file")
+                keystone.pop(key)
+            elif "\n" in str(value):
+                c.error(f"service.keystone_authtoken.{key}", "a value on one line")
+                keystone.pop(key)
+        keystone = {str(k): str(v).lower() if isinstance(v, bool) else str(v)
+                    for k, v in keystone.items()}
     ha: dict[str, Any] = {}
     for opt in ha_opts:
         path = f"service.{opt.name}"
@@ -452,8 +487,9 @@ def _service(c: Checker, raw: Any) -> Service:
                                           "it out to find the command in PATH)")
             paths[key] = value
     return Service(config_file=config_file, api_port=port or 1789,
-                   auth_strategy=strategy or "noauth", token_file=token_file, ha=ha,
-                   binary=paths.get("binary"), ctl=paths.get("ctl"))
+                   auth_strategy=strategy or "token", token_file=token_file, ha=ha,
+                   binary=paths.get("binary"), ctl=paths.get("ctl"),
+                   keystone_authtoken=keystone)
 
 
 def _op(name: str) -> str:
