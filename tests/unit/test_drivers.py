@@ -135,3 +135,32 @@ def test_pushed_rows_are_restored_before_start():
     d.restore({"alarm": [["web1"]]})
     d.start()
     assert sorted(published) == [("alarm", [("web1",)]), ("other", [])]
+
+
+def test_the_file_driver_follows_no_link_and_writes_only_into_a_regular_file(tmp_path):
+    """A link to a secret is not read, a link or a FIFO as the action log is not
+    written (issue 13): the names in a datasource config are taken literally."""
+    import os
+
+    from congress_ha.datasources.base import ActionContext, DriverError
+    from congress_ha.datasources.file import FileDriver
+
+    secret = tmp_path / "secret.json"
+    secret.write_text('{"t": [[1]]}')
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "t.json").symlink_to(secret)
+    driver = FileDriver("f", {"path": str(data), "action_log": str(tmp_path / "a.log")},
+                        lambda *_: None)
+    with pytest.raises(DriverError, match="is a symbolic link"):
+        driver.probe()
+    log_link = tmp_path / "log-link"
+    log_link.symlink_to(tmp_path / "elsewhere.log")
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    ctx = ActionContext("a1", "pe1", "leader")
+    for target in (log_link, fifo):
+        d = FileDriver("f", {"action_log": str(target)}, lambda *_: None)
+        with pytest.raises((OSError, DriverError)):
+            d.execute("log", [1], ctx)
+    assert not (tmp_path / "elsewhere.log").exists()

@@ -12,6 +12,8 @@ and flushes it, so tests and operators can count every execution.
 from __future__ import annotations
 
 import csv
+import errno
+import io
 import json
 import os
 import stat
@@ -93,27 +95,43 @@ class FileDriver(Driver):
             if f.suffix not in (".csv", ".json", ".yaml", ".yml"):
                 continue
             try:
-                info = f.stat()
-                if not stat.S_ISREG(info.st_mode):
-                    raise DriverError(f"datasource {self.name}: {f} is not a regular file")
-                if info.st_size > MAX_FILE_BYTES:
-                    raise DriverError(f"datasource {self.name}: {f} is {info.st_size} bytes; "
-                                      f"the limit is {MAX_FILE_BYTES}")
-                for table, cols, rows in self._parse(f):
+                text = self._read_file(f)
+                for table, cols, rows in self._parse(f, text):
                     tables[table] = (cols, check_rows(self.name, table, rows, len(cols)))
             except (OSError, ValueError, TypeError, AttributeError, yaml.YAMLError,
                     PolicyError) as exc:
                 raise DriverError(f"datasource {self.name}: cannot read {f}: {exc}") from None
         return tables
 
-    def _parse(self, f: Path) -> list[tuple[str, list[str], list]]:
+    def _read_file(self, f: Path) -> str:
+        """The file's text. Opened without following a link and without blocking
+        (a FIFO swapped in answers at once), then checked on the open file
+        itself, so what is checked is what is read."""
+        try:
+            fd = os.open(f, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise DriverError(f"datasource {self.name}: {f} is a symbolic link; name "
+                                  "the file itself") from None
+            raise
+        with os.fdopen(fd, "rb") as fh:
+            info = os.fstat(fh.fileno())
+            if not stat.S_ISREG(info.st_mode):
+                raise DriverError(f"datasource {self.name}: {f} is not a regular file")
+            if info.st_size > MAX_FILE_BYTES:
+                raise DriverError(f"datasource {self.name}: {f} is {info.st_size} bytes; "
+                                  f"the limit is {MAX_FILE_BYTES}")
+            data = fh.read(MAX_FILE_BYTES + 1)
+        if len(data) > MAX_FILE_BYTES:  # it grew while being read
+            raise DriverError(f"datasource {self.name}: {f} is over {MAX_FILE_BYTES} bytes")
+        return data.decode("utf-8")
+
+    def _parse(self, f: Path, text: str) -> list[tuple[str, list[str], list]]:
         if f.suffix == ".csv":
-            with f.open(newline="") as fh:
-                reader = [r for r in csv.reader(fh) if r]
+            reader = [r for r in csv.reader(io.StringIO(text, newline="")) if r]
             if not reader:
                 return []
             return [(f.stem, reader[0], [tuple(_num(v) for v in r) for r in reader[1:]])]
-        text = f.read_text()
         data = json.loads(text) if f.suffix == ".json" else yaml.safe_load(text)
         if data is None:
             return []
@@ -133,8 +151,14 @@ class FileDriver(Driver):
                            "args": list(args), "leader": context.leader,
                            "executed_at": time.time()}, sort_keys=True)
         with self._lock:
-            fd = os.open(self.action_log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            # Never through a link, and only into a regular file (a FIFO or a
+            # device named here would block or write elsewhere).
+            fd = os.open(self.action_log, os.O_WRONLY | os.O_APPEND | os.O_CREAT
+                         | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, 0o640)
             try:
+                if not stat.S_ISREG(os.fstat(fd).st_mode):
+                    raise DriverError(f"datasource {self.name}: action_log "
+                                      f"{self.action_log} is not a regular file")
                 os.write(fd, (line + "\n").encode())
             finally:
                 os.close(fd)
