@@ -25,32 +25,16 @@ The random sequences never insert a rule the policy already holds: that is a
 
 from __future__ import annotations
 
-import importlib.util
 import random
-import sys
-from pathlib import Path
 
 import pytest
 from congressclient.v1.client import Client
 from keystoneauth1 import exceptions as ks_exc
 from keystoneauth1 import noauth, session
 
+from tests.support.engine_reference import load as load_reference
 
-def _load_reference():
-    # By path, as test_engine_differential.py does: tests/ need not be packages.
-    name = "congress_ha_tests_engine_reference"
-    module = sys.modules.get(name)
-    if module is None:
-        path = Path(__file__).parents[1] / "unit" / "engine" / "reference.py"
-        spec = importlib.util.spec_from_file_location(name, path)
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return module
-
-
-ref = _load_reference()
+ref = load_reference()
 Atom, Builtin, Lit, Reference, Rule, Var = (ref.Atom, ref.Builtin, ref.Lit, ref.Reference,
                                             ref.Rule, ref.Var)
 

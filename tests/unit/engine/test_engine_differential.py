@@ -128,10 +128,7 @@ more, and each minimal reproduction is kept as a regression test below):
 from __future__ import annotations
 
 import functools
-import importlib.util
-import sys
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 from hypothesis import event, given, settings
@@ -139,24 +136,9 @@ from hypothesis import strategies as st
 
 from congress_ha.engine import Engine, PolicyError
 from congress_ha.engine.ast import Float
+from tests.support.engine_reference import load as load_reference
 
-
-def _load_reference():
-    # By path, so that this works whatever pytest's import mode, and whether
-    # or not this directory is a package.
-    name = "congress_ha_tests_engine_reference"
-    module = sys.modules.get(name)
-    if module is None:
-        spec = importlib.util.spec_from_file_location(
-            name, Path(__file__).with_name("reference.py"))
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return module
-
-
-ref = _load_reference()
+ref = load_reference()
 Atom, Builtin, Lit, Reference, Rule, Var = (ref.Atom, ref.Builtin, ref.Lit, ref.Reference,
                                             ref.Rule, ref.Var)
 to_text, typed = ref.to_text, ref.typed
