@@ -131,7 +131,7 @@ def cmd_status(args) -> int:
 
 def _problems(status: dict[str, Any]) -> list[dict[str, Any]]:
     """What a local process skipped or refused: quarantined rules, rejected or failed
-    datasources, engine rebuilds."""
+    datasources, engine rebuilds, bus messages whose seal did not hold."""
     out = []
     member = status.get("member", "?")
     pe = status.get("policy_engine") or {}
@@ -148,6 +148,13 @@ def _problems(status: dict[str, Any]) -> list[dict[str, Any]]:
     for name, why in ((status.get("datasources") or {}).get("errors") or {}).items():
         out.append({"member": member, "kind": "failed datasource", "id": name,
                     "detail": why})
+    unsigned = {k: n for k, n in (status.get("bus_refused") or {}).items()
+                if k in ("forged", "stale", "replayed") and n}
+    if unsigned:
+        out.append({"member": member, "kind": "refused bus messages", "id": "",
+                    "detail": ", ".join(f"{n} {k}" for k, n in sorted(unsigned.items()))
+                    + " (a node with another [bus] key_file, a clock off, or someone "
+                      "publishing on the broker: see the log and docs/security.md)"})
     return out
 
 
