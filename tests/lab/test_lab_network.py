@@ -133,14 +133,14 @@ def test_status_shows_nodes_addresses_services_and_urls(cluster_lab):
 
 PG_PROBE = """
 import psycopg2
-c = psycopg2.connect(host="203.0.113.10", user="congress", password="congress",
+c = psycopg2.connect(host="203.0.113.10", user="congress", password="PASSWORD",
                      dbname="congress", connect_timeout=5)
 cur = c.cursor(); cur.execute("select current_user, current_database()"); print(cur.fetchone())
 """
 
 AMQP_PROBE = """
 import amqp
-c = amqp.Connection(host="203.0.113.10:5672", userid="congress", password="congress",
+c = amqp.Connection(host="203.0.113.10:5672", userid="congress", password="PASSWORD",
                     connect_timeout=5)
 c.connect(); print(c.server_properties["product"]); c.close()
 """
@@ -149,7 +149,9 @@ c.connect(); print(c.server_properties["product"]); c.close()
 def test_postgresql_accepts_the_congress_user_from_a_node(cluster_lab):
     import sys
 
-    r = cluster_lab.exec("n1", sys.executable, "-c", PG_PROBE)
+    # The lab's own password, drawn at `up`.
+    r = cluster_lab.exec("n1", sys.executable, "-c",
+                         PG_PROBE.replace("PASSWORD", cluster_lab.plan.secret))
     assert r.returncode == 0, r.stderr
     assert "('congress', 'congress')" in r.stdout
 
@@ -157,7 +159,8 @@ def test_postgresql_accepts_the_congress_user_from_a_node(cluster_lab):
 def test_rabbitmq_accepts_the_congress_user_from_a_node(cluster_lab):
     import sys
 
-    r = cluster_lab.exec("n2", sys.executable, "-c", AMQP_PROBE)
+    r = cluster_lab.exec("n2", sys.executable, "-c",
+                         AMQP_PROBE.replace("PASSWORD", cluster_lab.plan.secret))
     assert r.returncode == 0, r.stderr
     assert "RabbitMQ" in r.stdout
 
