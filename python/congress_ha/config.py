@@ -12,6 +12,7 @@ import configparser
 import importlib
 import ipaddress
 import os
+import re
 import socket
 from typing import Any
 from urllib.parse import urlsplit
@@ -202,6 +203,11 @@ def broker_hosts(transport_url: str) -> list[tuple[str, int]]:
         host, _, port = part.rpartition(":") if ":" in part else (part, "", "5672")
         hosts.append((host.strip("[]") or "localhost", int(port or 5672)))
     return hosts
+
+
+def masked_url(url: str) -> str:
+    """``url`` with its password replaced by ***, for messages and logs."""
+    return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url)
 
 
 def _check_bus(values: dict[tuple[str, str], Any], where: str) -> None:

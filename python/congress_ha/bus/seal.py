@@ -72,12 +72,12 @@ def parse_keys(text: str, where: str) -> list[bytes]:
             continue
         if len(line) < MIN_KEY_CHARS or any(c.isspace() for c in line):
             raise BadKey(f"{where}:{number}: a bus key is one word of at least "
-                            f"{MIN_KEY_CHARS} characters; write a new one with "
-                            "`congress-ha-ctl bus-key --write FILE`")
+                         f"{MIN_KEY_CHARS} characters; write a new one with "
+                         "`congress-ha-ctl bus-key --write FILE`")
         keys.append(line.encode())
     if not keys:
         raise BadKey(f"{where} holds no key; write one with "
-                        "`congress-ha-ctl bus-key --write FILE`")
+                     "`congress-ha-ctl bus-key --write FILE`")
     return keys
 
 
@@ -91,8 +91,8 @@ def read_keys(path: str) -> list[bytes]:
         mode = os.fstat(fh.fileno()).st_mode
         if mode & 0o007:
             raise BadKey(f"[bus] key_file = {path} is readable by every user "
-                            f"(mode {mode & 0o777:04o}): the key signs every bus message; "
-                            f"chmod 0640 {path}")
+                         f"(mode {mode & 0o777:04o}): the key signs every bus message; "
+                         f"chmod 0640 {path}")
         return parse_keys(fh.read(), f"[bus] key_file = {path}")
 
 
@@ -117,10 +117,6 @@ class Sealer:
         self.sender = sender
         self.max_age = max_age
         self.clock = clock
-
-    @property
-    def signed(self) -> bool:
-        return self.signing is not None
 
     # -- requests -------------------------------------------------------------
 

@@ -105,7 +105,7 @@ class Transport:
         replayed, invalid, unsupported): bus/contract.py."""
         out: dict[str, int] = {}
         for endpoint in self._endpoints:
-            for kind, n in getattr(endpoint, "refusals", {}).items():
+            for kind, n in endpoint.refusals.items():
                 out[kind] = out.get(kind, 0) + n
         return out
 

@@ -105,6 +105,10 @@ class Fencing:
         return merged
 
 
+DEFAULT_TOKEN_FILE = "/etc/congress-ha/api-token"
+DEFAULT_BUS_KEY_FILE = "/etc/congress-ha/bus.key"
+
+
 @dataclass(frozen=True)
 class Service:
     config_file: str
@@ -120,7 +124,7 @@ class Service:
     # [keystone_authtoken] of auth_strategy keystone, as keystonemiddleware reads it.
     keystone_authtoken: dict[str, str] | None = None
     # [bus] key_file: the key that signs every bus message, the same on every node.
-    bus_key_file: str = "/etc/congress-ha/bus.key"  # DEFAULT_BUS_KEY_FILE
+    bus_key_file: str = DEFAULT_BUS_KEY_FILE
 
     @property
     def heartbeat_interval(self) -> float:
@@ -406,10 +410,6 @@ def _fencing(c: Checker, raw: Any, nodes: list[Node] | None) -> Fencing:
                     "fencing.monitor_interval", 1000)
     return Fencing(enabled=bool(enabled), agent=agent, params=params, nodes=per_node,
                    monitor_interval=interval)
-
-
-DEFAULT_TOKEN_FILE = "/etc/congress-ha/api-token"
-DEFAULT_BUS_KEY_FILE = "/etc/congress-ha/bus.key"
 
 
 def _service(c: Checker, raw: Any) -> Service:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import re
 from collections.abc import Iterator
 
 from sqlalchemy import create_engine, event, insert, select, text
@@ -21,6 +20,7 @@ from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 from sqlalchemy.orm import sessionmaker
 
+from congress_ha.config import masked_url
 from congress_ha.store.models import Base, PolicyRevision
 from congress_ha.timings import seconds
 
@@ -49,7 +49,7 @@ def masked(url: str) -> str:
     try:
         return make_url(url).render_as_string(hide_password=True)
     except (ArgumentError, ValueError):
-        return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url)
+        return masked_url(url)
 
 
 def normalize_url(url: str) -> URL:
