@@ -77,6 +77,9 @@ SERVER = _table(
     Timing("STOP_BUDGET", 5.0, "server.py", "SIGTERM to exit"),
     Timing("SCHEMA_LOCK_TIMEOUT", 60.0, "store/db.py",
            "a starting process waits this long for another one's schema creation"),
+    Timing("ORPHAN_TRANSACTION_TIMEOUT", 5.0, "store/db.py",
+           "the database ends a session idle this long inside a transaction: the locks "
+           "of a process that died mid-write do not outlive it"),
 )
 
 MEASURED = _table(

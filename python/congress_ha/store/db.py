@@ -38,6 +38,7 @@ DEFAULT_DRIVERS = {"postgresql": "psycopg", "mysql": "pymysql", "mariadb": "pymy
 SCHEMA_LOCK_KEY = 0x636F6E67  # "cong": PostgreSQL advisory lock key
 SCHEMA_LOCK_NAME = "congress-ha-schema"  # MariaDB/MySQL GET_LOCK name
 SCHEMA_LOCK_TIMEOUT = int(seconds("SCHEMA_LOCK_TIMEOUT"))  # congress_ha/timings.py
+ORPHAN_TRANSACTION_TIMEOUT = int(seconds("ORPHAN_TRANSACTION_TIMEOUT"))
 
 
 class StoreError(Exception):
@@ -92,6 +93,7 @@ def open_engine(url: str) -> Engine:
                 cur.close()
         else:
             engine = create_engine(u, pool_pre_ping=True)
+            event.listen(engine, "connect", _end_orphans_on(u.get_backend_name()))
     except NoSuchModuleError:
         raise StoreError(f"[database] connection {url!r}: unknown database kind "
                          f"{u.drivername!r}; use postgresql://, "
@@ -108,6 +110,37 @@ def open_engine(url: str) -> Engine:
         raise StoreError(f"cannot open the database ([database] connection "
                          f"{url!r}): {_first_line(exc, u)}") from None
     return engine
+
+
+def _end_orphans_on(backend: str):
+    """A connect hook: the server ends this session if it idles inside a transaction.
+
+    A process whose host dies or is cut off between an INSERT and its COMMIT
+    leaves its transaction open on the server, which waits for the client's
+    next word for hours (TCP keepalive).  Its row locks stay: the journal row of
+    the action it was recording, the policy revision row.  The DSD or API
+    process that takes over blocks on the same key until then.  So each
+    session asks the server to end it after ORPHAN_TRANSACTION_TIMEOUT of
+    silence in a transaction; none of ours idles a millisecond there.
+    """
+    if backend == "postgresql":
+        statement = ("SET idle_in_transaction_session_timeout = "
+                     f"{ORPHAN_TRANSACTION_TIMEOUT * 1000}")
+    else:  # MariaDB >= 10.3; MySQL has no such variable and keeps its default
+        statement = f"SET SESSION idle_transaction_timeout = {ORPHAN_TRANSACTION_TIMEOUT}"
+
+    def hook(dbapi_conn, _record) -> None:
+        cur = dbapi_conn.cursor()
+        try:
+            cur.execute(statement)
+        except Exception:  # noqa: BLE001 - MySQL: unknown variable; the session still works
+            dbapi_conn.rollback()
+        else:
+            dbapi_conn.commit()
+        finally:
+            cur.close()
+
+    return hook
 
 
 def _first_line(exc: BaseException, u: URL) -> str:
