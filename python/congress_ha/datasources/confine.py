@@ -96,6 +96,8 @@ class AllowedDirs:
             try:
                 fd = os.open(name, _DIR_FLAGS, dir_fd=parent)
             except OSError as exc:
+                if exc.errno == errno.ENOTDIR and _is_link(name, parent):
+                    exc = OSError(errno.ELOOP, "a symbolic link")  # swapped since the stat
                 raise Refused(_why(exc, path, path, "a folder")) from None
             try:
                 yield fd, sorted(os.listdir(fd)), True
@@ -135,6 +137,8 @@ class AllowedDirs:
                 try:
                     nxt = os.open(part, _DIR_FLAGS, dir_fd=fd)
                 except OSError as exc:
+                    if exc.errno == errno.ENOTDIR and _is_link(part, fd):
+                        exc = OSError(errno.ELOOP, "a symbolic link")  # Linux says ENOTDIR
                     raise Refused(_why(exc, os.path.join(done, part), path,
                                        "a folder")) from None
                 os.close(fd)
@@ -177,6 +181,13 @@ def open_in(dir_fd: int, name: str, flags: int, mode: int, shown: str) -> int:
         os.close(fd)
         raise
     return fd
+
+
+def _is_link(name: str, dir_fd: int) -> bool:
+    try:
+        return stat.S_ISLNK(os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode)
+    except OSError:
+        return False
 
 
 def _why(exc: OSError, where: str, path: str, what: str) -> str:

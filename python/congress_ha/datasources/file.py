@@ -120,7 +120,11 @@ class FileDriver(Driver):
                 for name in names:
                     f = Path(name)
                     if f.suffix not in SUFFIXES:
-                        continue
+                        if is_folder:
+                            continue  # other files may live in a folder of tables
+                        raise DriverError(f"datasource {self.name}: 'path' {self.path}: "
+                                          "name a .json, .yaml or .csv file, or a folder "
+                                          "of them")
                     shown = os.path.join(self.path, name) if is_folder else self.path
                     try:
                         text = self._read_file(folder_fd, name, shown)
