@@ -153,7 +153,7 @@ def _convert(opt: Opt, raw: str, where: str) -> Any:
                 raise ValueError
             value = low in ("true", "yes", "1", "on")
         elif opt.kind == "dirs":
-            value = _dirs(opt, text, where)
+            value = parse_dirs(opt, text, where)
         elif opt.kind == "choice":
             if text not in opt.choices:
                 raise ConfigError(
@@ -171,8 +171,9 @@ def _convert(opt: Opt, raw: str, where: str) -> Any:
     return value
 
 
-def _dirs(opt: Opt, text: str, where: str) -> tuple[str, ...]:
-    """A comma-separated list of absolute folders, normalised; never / or empty."""
+def parse_dirs(opt: Opt, text: str, where: str) -> tuple[str, ...]:
+    """A comma-separated list of absolute folders, normalised; never / or empty
+    (ConfigError naming ``where`` and the option). cluster.yaml's check too."""
     name = f"{where}: [{opt.group}] {opt.name}"
     dirs = [d.strip() for d in text.split(",") if d.strip()]
     if not dirs:
