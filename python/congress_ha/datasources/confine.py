@@ -65,16 +65,6 @@ class AllowedDirs:
     # -- the walk ------------------------------------------------------------
 
     @contextmanager
-    def directory(self, path: str) -> Iterator[int]:
-        """An open descriptor of the folder ``path``, reached without following a link."""
-        base, parts = self.locate(path)
-        fd = self._walk(base, parts, path)
-        try:
-            yield fd
-        finally:
-            os.close(fd)
-
-    @contextmanager
     def entries(self, path: str) -> Iterator[tuple[int, list[str], bool]]:
         """What to read for ``path``: an open folder, the names to open in it, and
         whether ``path`` is a folder (then every entry of it, sorted; else its own

@@ -75,9 +75,10 @@ class FileDriver(Driver):
         """The DriverError for people: the datasource, the key, why, and the fix."""
         text = f"datasource {self.name}: '{key}' {self.config.get(key)}: {exc}"
         if isinstance(exc, Outside):
-            text += (f"; put the file in one of those folders, or add its folder to "
-                     f"{OPTION} in the config of the DSD node (which decides) and of the "
-                     "API nodes (which check a new datasource first)")
+            text += (f"; put the file in one of the folders of {OPTION} "
+                     f"({self.allowed.describe()}), or add its folder to {OPTION} in the "
+                     "config of the DSD node (which decides) and of the API nodes (which "
+                     "check a new datasource first)")
         return DriverError(text)
 
     def schema(self) -> dict[str, list[str]]:
