@@ -118,6 +118,13 @@ OPTIONS: tuple[Opt, ...] = (
         "Connections the API holds open at once; past it new ones wait.", minimum=10),
     Opt("limits", "api_idle_timeout", "float", 30.0,
         "Seconds an idle API connection is kept open.", minimum=1.0),
+    # Drivers
+    Opt("drivers", "file_allowed_dirs", "dirs", ("/var/lib/congress-ha/files",),
+        "Absolute folders, comma separated, that the file driver may read (path) and "
+        "append to (action_log); nothing outside them, nothing through a link. The API "
+        "node checks a new datasource against its own value, the DSD against its own "
+        "at every start, read and append (the authority): give every node the same. "
+        "Never /."),
     Opt("engine", "now_resolution", "float", 1.0,
         "Seconds between the values of the clock that the now(x) builtin reads (the "
         "DSD publishes it as table builtin:now, the same on every PE); 0: no clock, "
@@ -146,6 +153,8 @@ def _convert(opt: Opt, raw: str, where: str) -> Any:
             if low not in ("true", "false", "yes", "no", "1", "0", "on", "off"):
                 raise ValueError
             value = low in ("true", "yes", "1", "on")
+        elif opt.kind == "dirs":
+            value = parse_dirs(opt, text, where)
         elif opt.kind == "choice":
             if text not in opt.choices:
                 raise ConfigError(
@@ -161,6 +170,32 @@ def _convert(opt: Opt, raw: str, where: str) -> Any:
         raise ConfigError(
             f"{where}: [{opt.group}] {opt.name} = {text} is below the minimum {opt.minimum}")
     return value
+
+
+def parse_dirs(opt: Opt, text: str, where: str) -> tuple[str, ...]:
+    """A comma-separated list of absolute folders, normalised; never / or empty
+    (ConfigError naming ``where`` and the option). cluster.yaml's check too."""
+    name = f"{where}: [{opt.group}] {opt.name}"
+    dirs = [d.strip() for d in text.split(",") if d.strip()]
+    if not dirs:
+        raise ConfigError(f"{name} is empty: name the folders, comma separated "
+                          f"(default {', '.join(opt.default)})")
+    out: list[str] = []
+    for d in dirs:
+        if not d.startswith("/"):
+            raise ConfigError(f"{name}: {d!r} is not an absolute path; write it from /")
+        if ".." in d.split("/"):
+            raise ConfigError(f"{name}: {d!r} holds '..'; name the folder itself")
+        norm = os.path.normpath(d)
+        if norm.startswith("//"):  # POSIX keeps a leading '//'
+            norm = "/" + norm.lstrip("/")
+        if norm == "/":
+            raise ConfigError(f"{name}: '/' would let the file driver read and append "
+                              "any file; name the folders it needs, e.g. "
+                              f"{opt.default[0]}")
+        if norm not in out:
+            out.append(norm)
+    return tuple(out)
 
 
 class Settings:

@@ -168,8 +168,9 @@ def test_push_datasource_rows_schema_status(cc):
              10, "the policy to see the pushed rows")
 
 
-def test_execute_datasource_action(cc, solo, tmp_path):
-    log = tmp_path / "actions.jsonl"
+def test_execute_datasource_action(cc, solo):
+    # In the server's base folder: its [drivers] file_allowed_dirs (tests/support/procs.py).
+    log = solo.conf.parent.parent / "executed.jsonl"
     cc.create_datasource({"name": "out", "driver": "file",
                           "config": {"action_log": str(log)}})
     _eventually(lambda: cc.execute_datasource_action(

@@ -129,6 +129,7 @@ def test_service_config_of_every_node_passes_the_services_own_parser(
         assert settings.get("ha", "heartbeat_interval") == 0.25
         assert settings.get("ha", "peer_timeout") == 1.0
         assert settings.get("database", "connection").startswith("postgresql")
+        assert settings.get("drivers", "file_allowed_dirs") == ("/var/lib/congress-ha/files",)
     parser = configparser.ConfigParser(interpolation=None)
     parser.read(example_out / "congress-ha.node2.conf")
     assert parser["api"]["bind_host"] == "203.0.113.12"
@@ -334,3 +335,27 @@ def test_keystone_renders_its_section_and_the_service_reads_it(tmp_path: Path) -
     assert oct(conf.stat().st_mode & 0o777) == "0o600"  # it holds the service password
     settings = service_config.parse_file(str(conf))
     assert settings.get("api", "auth_strategy") == "keystone"
+
+
+def test_service_file_allowed_dirs_is_rendered_and_read_by_the_service(tmp_path: Path) -> None:
+    import yaml
+
+    from tests.cluster.conftest import EXAMPLE, render_to
+
+    data = yaml.safe_load(EXAMPLE.read_text())
+    data["service"].update(file_allowed_dirs=["/srv/congress/data", "/var/log/congress-ha/"],
+                           token_file=str(tmp_path / "api-token"),
+                           bus_key_file=str(tmp_path / "bus.key"))
+    (tmp_path / "api-token").write_text("t0ken\n")
+    (tmp_path / "bus.key").write_text("k" * 64 + "\n")
+    (tmp_path / "bus.key").chmod(0o600)
+    source = tmp_path / "cluster.yaml"
+    source.write_text(yaml.safe_dump(data))
+    conf = render_to(source, tmp_path / "out") / "congress-ha.node1.conf"
+    assert "\nfile_allowed_dirs = /srv/congress/data, /var/log/congress-ha\n" in conf.read_text()
+    assert service_config.parse_file(str(conf)).get("drivers", "file_allowed_dirs") == (
+        "/srv/congress/data", "/var/log/congress-ha")
+    data["service"]["file_allowed_dirs"] = ["/"]
+    source.write_text(yaml.safe_dump(data))
+    with pytest.raises(Exception, match=r"service.file_allowed_dirs: .*'/' would let"):
+        render_to(source, tmp_path / "out2")

@@ -27,6 +27,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 LAB_BIN = str(Path(sys.executable).with_name("congress-ha-lab"))
 DEPLOY_SCRIPT = REPO / "scripts" / "deploy-lab.sh"
+FILES_ROOT = Path("/var/lib/congress-ha/files/e2e")
 
 # What a node's PID 1 would start on a cluster lab (congress_ha/lab/init.py).
 # `congress-ha-lab start` on a --no-cluster lab boots sshd only, so a node
@@ -118,7 +119,9 @@ class LabDriver(Driver):
             raise DriverError(f"no lab named {name} (congress-ha-lab list)")
         self.nodes = [n.name for n in self.plan.cluster_nodes]
         self.owned = owned
-        self.files = Path("/var/tmp/congress-ha-e2e") / name
+        # Inside the default [drivers] file_allowed_dirs (the action log is there),
+        # which the nodes share with the host as they share /var/lib.
+        self.files = FILES_ROOT / name
         self.files.mkdir(parents=True, exist_ok=True)
 
     # -- making and removing a lab -------------------------------------------------
@@ -222,7 +225,7 @@ class LabDriver(Driver):
         self.cli("heal", node)
 
     def shared_path(self, filename: str) -> str:
-        # /var/tmp is the host's in every node (only a few folders are private).
+        # /var/lib is the host's in every node (only a few folders are private).
         return str(self.files / filename)
 
     def read_text(self, path: str) -> str:

@@ -27,7 +27,8 @@ import time
 from tests.e2e.lab import Driver, DriverError
 
 GROUPS = ("congress_api_pe", "congress_datasources")
-LOG_DIR = "/var/lib/congress-ha-e2e"
+# Inside the default [drivers] file_allowed_dirs (the congress_ha role creates it).
+LOG_DIR = "/var/lib/congress-ha/files/e2e"
 _TAG = "congress-ha-e2e-partition"
 
 

@@ -255,7 +255,9 @@ def test_many_idle_connections_do_not_take_the_api_offline(node):
             s.close()
 
 
-def test_a_file_datasource_with_bad_data_keeps_running_and_says_why(node, tmp_path):
+def test_a_file_datasource_with_bad_data_keeps_running_and_says_why(node):
+    tmp_path = node.base / "files-bad-data"  # inside its [drivers] file_allowed_dirs
+    tmp_path.mkdir()
     data = tmp_path / "rows.json"
     data.write_text(json.dumps({"t": [[1, 2], [3, 4]]}))
     status, body = node.api("POST", "/v1/data-sources", {

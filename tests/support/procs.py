@@ -128,6 +128,8 @@ class Cluster:
             f"[api]\nbind_host = 127.0.0.1\nbind_port = {api_port or free_port()}\n"
             f"[database]\nconnection = {self.db_url}\n"
             f"[bus]\nkey_file = {self.bus_key()}\n"
+            # The file datasources of the tests keep their files under base.
+            f"[drivers]\nfile_allowed_dirs = {self.base}\n"
             f"[ha]\nrun_dir = {run_dir}\n{self.extra}\n{extra}")
         return conf, run_dir
 

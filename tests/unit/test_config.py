@@ -95,3 +95,30 @@ def test_a_bad_bus_key_file_is_named_with_the_fix(tmp_path, content, mode, words
     with pytest.raises(ConfigError, match=words):
         parse_file(write(tmp_path, "[DEFAULT]\ntransport_url = rabbit://127.0.0.1/\n"
                                    f"[bus]\nkey_file = {key}\n"))
+
+
+def test_file_allowed_dirs_defaults_to_the_packaged_folder_and_takes_a_list(tmp_path):
+    base = "[DEFAULT]\ntransport_url = fake://\n"
+    assert parse_file(write(tmp_path, base)).drivers.file_allowed_dirs == (
+        "/var/lib/congress-ha/files",)
+    assert parse_file(write(tmp_path, base + "[drivers]\nfile_allowed_dirs =\n")) \
+        .drivers.file_allowed_dirs == ("/var/lib/congress-ha/files",)  # empty: the default
+    s = parse_file(write(tmp_path, base + "[drivers]\nfile_allowed_dirs = /srv/a/, "
+                                          "/srv/b//c ,/srv/a\n"))
+    assert s.drivers.file_allowed_dirs == ("/srv/a", "/srv/b/c")
+
+
+@pytest.mark.parametrize("value, words", [
+    ("/", "'/' would let the file driver read and append any file"),
+    ("/srv/a, //", "'/' would let"),
+    ("/srv/a, files", "'files' is not an absolute path"),
+    ("/srv/../etc", "holds '..'"),
+    (" , ", "is empty: name the folders"),
+])
+def test_a_bad_file_allowed_dirs_names_the_option_and_the_fix(tmp_path, value, words):
+    path = write(tmp_path, f"[DEFAULT]\ntransport_url = fake://\n[drivers]\n"
+                           f"file_allowed_dirs = {value}\n")
+    with pytest.raises(ConfigError) as exc:
+        parse_file(path)
+    assert words in str(exc.value) and "[drivers] file_allowed_dirs" in str(exc.value)
+    assert path in str(exc.value)

@@ -91,8 +91,11 @@ def store(tmp_path, monkeypatch):
 
 
 @pytest.fixture
-def role(store):
-    r = DatasourceRole(SETTINGS, Node(), Bus(), store)
+def role(store, tmp_path):
+    # The file datasource's action log is in tmp_path: the folder it may use.
+    settings = SimpleNamespace(**vars(SETTINGS),
+                               drivers=SimpleNamespace(file_allowed_dirs=(str(tmp_path),)))
+    r = DatasourceRole(settings, Node(), Bus(), store)
     r.prepare()
     r.start()
     yield r

@@ -125,6 +125,8 @@ class Service:
     keystone_authtoken: dict[str, str] | None = None
     # [bus] key_file: the key that signs every bus message, the same on every node.
     bus_key_file: str = DEFAULT_BUS_KEY_FILE
+    # [drivers] file_allowed_dirs: the only folders the file driver may use.
+    file_allowed_dirs: tuple[str, ...] = ("/var/lib/congress-ha/files",)
 
     @property
     def heartbeat_interval(self) -> float:
@@ -416,7 +418,8 @@ def _service(c: Checker, raw: Any) -> Service:
     ha_opts = [o for o in service_config.OPTIONS if o.group == "ha"]
     api = {o.name: o for o in service_config.OPTIONS if o.group == "api"}
     known = ("config_file", "api_port", "auth_strategy", "token_file", "binary",
-             "ctl", "keystone_authtoken", "bus_key_file") + tuple(o.name for o in ha_opts)
+             "ctl", "keystone_authtoken", "bus_key_file", "file_allowed_dirs") + tuple(
+                 o.name for o in ha_opts)
     entry = c.mapping(raw if raw is not None else {}, "service", known) or {}
     config_file = c.string(entry.get("config_file", service_config.DEFAULT_CONFIG_FILE),
                            "service.config_file") or service_config.DEFAULT_CONFIG_FILE
@@ -485,6 +488,7 @@ def _service(c: Checker, raw: Any) -> Service:
                             "service.bus_key_file") or DEFAULT_BUS_KEY_FILE
     if not bus_key_file.startswith("/"):
         c.error("service.bus_key_file", f"{bus_key_file!r} must be an absolute path")
+    file_dirs = _file_allowed_dirs(c, entry.get("file_allowed_dirs"))
     paths = {}
     for key in ("binary", "ctl"):
         if entry.get(key) is not None:
@@ -496,7 +500,27 @@ def _service(c: Checker, raw: Any) -> Service:
     return Service(config_file=config_file, api_port=port or 1789,
                    auth_strategy=strategy or "token", token_file=token_file, ha=ha,
                    binary=paths.get("binary"), ctl=paths.get("ctl"),
-                   keystone_authtoken=keystone, bus_key_file=bus_key_file)
+                   keystone_authtoken=keystone, bus_key_file=bus_key_file,
+                   file_allowed_dirs=file_dirs)
+
+
+def _file_allowed_dirs(c: Checker, raw: Any) -> tuple[str, ...]:
+    """service.file_allowed_dirs: a list of folders (or one string, comma separated),
+    checked as the server checks [drivers] file_allowed_dirs."""
+    opt = next(o for o in service_config.OPTIONS if o.name == "file_allowed_dirs")
+    if raw is None:
+        return tuple(opt.default)
+    items = raw if isinstance(raw, list) else [raw]
+    if not all(isinstance(i, str) and "\n" not in i for i in items) or (
+            isinstance(raw, list) and any("," in i for i in items)):
+        c.error("service.file_allowed_dirs", "a list of absolute folder paths, e.g. "
+                                             f"[{opt.default[0]}]")
+        return tuple(opt.default)
+    try:
+        return service_config.parse_dirs(opt, ",".join(items), "service.file_allowed_dirs")
+    except service_config.ConfigError as exc:
+        c.error("service.file_allowed_dirs", str(exc).split(": ", 1)[-1])
+        return tuple(opt.default)
 
 
 def _op(name: str) -> str:

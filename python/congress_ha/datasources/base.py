@@ -20,12 +20,34 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from congress_ha.config import OPTIONS
+
 LOG = logging.getLogger(__name__)
+
+
+def _default(name: str) -> Any:
+    return next(o.default for o in OPTIONS if o.group == "drivers" and o.name == name)
+
 Publish = Callable[[str, list[tuple]], None]
 
 
 class DriverError(Exception):
     """A driver's configuration or action failed; the message is for operators."""
+
+
+@dataclass(frozen=True)
+class DriverSettings:
+    """The ``[drivers]`` options of this node's config (config.py), as drivers read
+    them; an API node and the DSD node each have their own."""
+
+    file_allowed_dirs: tuple[str, ...] = _default("file_allowed_dirs")
+
+    @classmethod
+    def of(cls, settings: Any) -> DriverSettings:
+        """From a loaded config (``config.Settings``); the defaults where it has none."""
+        group = getattr(settings, "drivers", None) if settings is not None else None
+        dirs = getattr(group, "file_allowed_dirs", None) if group is not None else None
+        return cls(file_allowed_dirs=tuple(dirs)) if dirs else cls()
 
 
 @dataclass(frozen=True)
@@ -55,9 +77,13 @@ class Driver:
     config_help: dict[str, str] = {}
     last_error: str | None = None
 
-    def __init__(self, name: str, config: dict[str, Any], publish: Publish):
-        """Parse and check ``config`` (DriverError for people if bad); no I/O."""
+    def __init__(self, name: str, config: dict[str, Any], publish: Publish,
+                 settings: DriverSettings | None = None):
+        """Parse and check ``config`` (DriverError for people if bad); no I/O.
+
+        ``settings``: what this node's own configuration says about drivers."""
         self.name = name
+        self.settings = settings or DriverSettings()
         self.config = dict(config or {})
         self.publish = publish
         self._stop = threading.Event()

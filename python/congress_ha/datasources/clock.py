@@ -33,8 +33,8 @@ class ClockDriver(Driver):
     actions: list[str] = []
     polls = True
 
-    def __init__(self, name, config, publish, clock=time.time):
-        super().__init__(name, config, publish)
+    def __init__(self, name, config, publish, settings=None, clock=time.time):
+        super().__init__(name, config, publish, settings)
         try:
             self.resolution = float(self.config.get("resolution", 1))
         except (TypeError, ValueError):

@@ -20,8 +20,8 @@ class PushDriver(Driver):
     accepts_push = True
     persists_rows = True
 
-    def __init__(self, name, config, publish):
-        super().__init__(name, config, publish)
+    def __init__(self, name, config, publish, settings=None):
+        super().__init__(name, config, publish, settings)
         self.tables = self.parse_tables(name, self.config)
         self.persisted: dict[str, list] = {}
 

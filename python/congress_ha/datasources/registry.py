@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from congress_ha.datasources.base import Driver, DriverError
+from congress_ha.datasources.base import Driver, DriverError, DriverSettings
 from congress_ha.datasources.clock import ClockDriver
 from congress_ha.datasources.file import FileDriver
 from congress_ha.datasources.push import PushDriver
@@ -19,16 +19,19 @@ DRIVERS: dict[str, type[Driver]] = {
 }
 
 
-def make_driver(name: str, driver: str, config: dict, publish) -> Driver:
-    """The driver, its config checked; it does no I/O until ``start()``."""
+def make_driver(name: str, driver: str, config: dict, publish,
+                settings: DriverSettings | None = None) -> Driver:
+    """The driver, its config checked against ``config`` and this node's
+    ``settings``; it does no I/O until ``start()``."""
     cls = DRIVERS.get(driver)
     if cls is None:
         raise DriverError(f"datasource {name}: unknown driver {driver!r}; known drivers: "
                           f"{', '.join(sorted(DRIVERS))}")
-    return cls(name, config, publish)
+    return cls(name, config, publish, settings=settings)
 
 
-def validate_config(name: str, driver: str, config: Any) -> dict[str, list[str]]:
+def validate_config(name: str, driver: str, config: Any,
+                    settings: DriverSettings | None = None) -> dict[str, list[str]]:
     """Check a new datasource's config and probe its source (nothing starts):
     InvalidInput if bad.
 
@@ -37,7 +40,7 @@ def validate_config(name: str, driver: str, config: Any) -> dict[str, list[str]]
     if not isinstance(config, dict):
         raise InvalidInput(f"datasource {name}: config must be a JSON object")
     try:
-        return make_driver(name, driver, config, lambda *_: None).probe()
+        return make_driver(name, driver, config, lambda *_: None, settings).probe()
     except DriverError as exc:
         raise InvalidInput(str(exc)) from None
     except Exception as exc:  # noqa: BLE001 - whatever a driver does with a bad config
@@ -45,7 +48,8 @@ def validate_config(name: str, driver: str, config: Any) -> dict[str, list[str]]
                            f"({type(exc).__name__}: {exc})") from None
 
 
-def driver_info(driver: str, config: dict | None = None) -> dict[str, Any]:
+def driver_info(driver: str, config: dict | None = None,
+                settings: DriverSettings | None = None) -> dict[str, Any]:
     """Name, description, tables, actions (None: any) and config keys of a driver."""
     cls = DRIVERS.get(driver)
     if cls is None:
@@ -53,7 +57,7 @@ def driver_info(driver: str, config: dict | None = None) -> dict[str, Any]:
     tables: dict[str, list[str]] = dict(getattr(cls, "tables", {}) or {})
     if config is not None:
         try:
-            tables = make_driver("info", driver, config, lambda *_: None).schema()
+            tables = make_driver("info", driver, config, lambda *_: None, settings).schema()
         except DriverError:
             pass
     actions = cls.actions

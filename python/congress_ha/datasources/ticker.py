@@ -21,8 +21,8 @@ class TickerDriver(Driver):
     tables = {"tick": ["n"]}
     actions: list[str] = []
 
-    def __init__(self, name, config, publish):
-        super().__init__(name, config, publish)
+    def __init__(self, name, config, publish, settings=None):
+        super().__init__(name, config, publish, settings)
         try:
             self.rate = float(self.config.get("rate", 20))
             self.window = int(self.config.get("window", 50))

@@ -18,6 +18,7 @@ from congress_ha.bus.node import BusNode
 from congress_ha.bus.transport import Transport
 from congress_ha.bus.wire import dump
 from congress_ha.config import limit
+from congress_ha.datasources.base import DriverSettings
 from congress_ha.roles.dsd.actions import ActionRunner
 from congress_ha.roles.dsd.drivers import DriverSet
 from congress_ha.roles.dsd.endpoint import DsdHandler
@@ -36,7 +37,8 @@ class DatasourceRole:
         self.publication = Publication(transport, node.incarnation,
                                        limit(settings, "max_rows_per_table"))
         resolution = getattr(getattr(settings, "engine", None), "now_resolution", 1.0)
-        self.drivers = DriverSet(sessions, self.publication, resolution)
+        self.drivers = DriverSet(sessions, self.publication, resolution,
+                                 DriverSettings.of(settings))
         journal = Journal(sessions) if settings.ha.action_journal else None
         self.actions = ActionRunner(settings.ha, node, self.drivers, journal, clock)
         self.handler = DsdHandler(node.member, sessions, self.drivers, self.publication,

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from congress_ha.config import limit
+from congress_ha.datasources.base import DriverSettings
 from congress_ha.datasources.registry import DRIVERS, driver_info, validate_config
 from congress_ha.engine.builtins import CLOCK
 from congress_ha.errors import AlreadyExists, InvalidInput, NotFound, TooLarge, Unavailable
@@ -53,6 +54,9 @@ class Service:
         self._cached: list[DatasourceRecord] = []
         self._cached_at = 0.0
         self.max_rows = limit(settings, "max_rows_per_table")
+        # This node's [drivers] options: a new datasource is checked against them
+        # here; the DSD checks it again against its own, and decides.
+        self.driver_settings = DriverSettings.of(settings)
 
     # -- policies (delegated; see roles/policies.py) --------------------------
 
@@ -140,7 +144,8 @@ class Service:
         if name == CLOCK[0]:
             raise InvalidInput(f"datasource name {name!r} is reserved: it holds the clock "
                                "that now(x) reads (builtin:now); choose another name")
-        schema = validate_config(name, driver, config or {})  # raises InvalidInput
+        schema = validate_config(name, driver, config or {},  # raises InvalidInput
+                                 self.driver_settings)
         self.policies.check_schema(name, schema)  # against the rules that use it
         if any(d.name == name for d in self.list_datasources()):
             raise AlreadyExists(f"datasource {name!r} already exists")
@@ -170,7 +175,8 @@ class Service:
             schema = self.pe.schema(record.name)
         if schema is None:
             # not published yet (DSD starting): the driver class knows its tables
-            schema = driver_info(record.driver, record.config)["tables"]
+            schema = driver_info(record.driver, record.config,
+                                 self.driver_settings)["tables"]
         return schema
 
     def datasource_tables(self, ident: str) -> list[str]:
@@ -196,7 +202,7 @@ class Service:
 
     def datasource_actions(self, ident: str) -> list[str] | None:
         record = self.get_datasource(ident)
-        return driver_info(record.driver, record.config)["actions"]
+        return driver_info(record.driver, record.config, self.driver_settings)["actions"]
 
     def execute_datasource_action(self, ident: str, action: str, args: list) -> None:
         record = self.get_datasource(ident)

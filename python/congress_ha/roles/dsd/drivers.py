@@ -15,7 +15,7 @@ import logging
 import threading
 from types import SimpleNamespace
 
-from congress_ha.datasources.base import Driver, DriverError
+from congress_ha.datasources.base import Driver, DriverError, DriverSettings
 from congress_ha.datasources.registry import make_driver
 from congress_ha.engine.builtins import CLOCK
 from congress_ha.roles.dsd.publish import Publication
@@ -30,8 +30,11 @@ CLOCK_DATASOURCE = CLOCK[0]  # "builtin": the clock table builtin:now that now(x
 class DriverSet:
     """The running drivers by datasource name, their definitions and their errors."""
 
-    def __init__(self, sessions, publication: Publication, now_resolution: float):
+    def __init__(self, sessions, publication: Publication, now_resolution: float,
+                 driver_settings: DriverSettings | None = None):
         self.sessions = sessions
+        # This node's [drivers] options: what the drivers may touch here.
+        self.driver_settings = driver_settings or DriverSettings()
         self.publication = publication
         # The clock that now(x) reads: a datasource of our own, never stored.
         self.clock_datasource = SimpleNamespace(
@@ -90,7 +93,8 @@ class DriverSet:
                 del self.errors[name]
 
     def _start(self, ds) -> None:
-        driver = make_driver(ds.name, ds.driver, ds.config, self.publication.sink(ds.name))
+        driver = make_driver(ds.name, ds.driver, ds.config, self.publication.sink(ds.name),
+                             self.driver_settings)
         if driver.persists_rows:
             driver.restore(pushed_rows(self.sessions, ds.name))
         self.publication.attach(ds.name, driver)
