@@ -198,7 +198,7 @@ class Server:
         if self.dsd is not None:
             out += self.dsd.threads()
         if self.api is not None:
-            out.append(self.api.thread)
+            out += self.api.threads
         return out
 
     def _health(self, depth: int) -> dict[str, Any]:
@@ -267,6 +267,11 @@ def main(argv: list[str] | None = None) -> int:
         if transport_url.startswith("fake:") and not args.all:
             raise ConfigError(f"{args.config_file}: [DEFAULT] transport_url = fake:// works "
                               "only in one process (--all); use rabbit://... for a cluster")
+        if (args.api or args.all) and settings.api.tls_cert_file:
+            # Before the bus and the database: a bad certificate is one line at once.
+            from congress_ha.api.tls import server_context
+
+            server_context(settings)
     except ConfigError as exc:
         print(f"congress-ha-server: {exc}", file=sys.stderr)
         return 2
