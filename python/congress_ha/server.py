@@ -284,6 +284,9 @@ def main(argv: list[str] | None = None) -> int:
     server = None
     try:
         check_reachable(transport_url, timeout=settings.ha.rpc_timeout * 5)
+        from congress_ha.tls_preflight import check_bus
+
+        check_bus(args.config_file, transport_url)
         server = Server(settings, args)
         stop = server.stopping
         for sig in (signal.SIGTERM, signal.SIGINT):
