@@ -29,7 +29,11 @@ NAME_RE = re.compile(r"^[a-z][a-z0-9]{0,8}$")
 LAB_USER = "congress"
 LAB_PASSWORD = "congress"
 AMQP_PORT = 5672
+AMQPS_PORT = 5671  # RabbitMQ's TLS listener, with a certificate of the lab's CA
 PG_PORT = 5432
+
+# The lab's private CA (made at `up`) and where the nodes find its files.
+NODE_TLS_DIR = "/etc/congress-ha/tls"
 
 
 class PlanError(ValueError):
@@ -126,6 +130,19 @@ class LabPlan:
         if infra is None:
             return None
         return f"rabbit://{LAB_USER}:{LAB_PASSWORD}@{infra.address}:{AMQP_PORT}/"
+
+    @property
+    def transport_url_tls(self) -> str | None:
+        """The bus over TLS: the infra's 5671, verified against the lab's CA."""
+        infra = self.infra_node
+        if infra is None:
+            return None
+        return f"rabbit://{LAB_USER}:{LAB_PASSWORD}@{infra.address}:{AMQPS_PORT}/"
+
+    @property
+    def tls_dir(self) -> Path:
+        """The lab's CA (ca.pem, ca.key) and every node's certificate, on the host."""
+        return self.state_dir / "tls"
 
     @property
     def database_url(self) -> str | None:
