@@ -14,6 +14,7 @@ import ipaddress
 import os
 import socket
 from typing import Any
+from urllib.parse import urlsplit
 
 from congress_ha.timings import relation_errors
 
@@ -79,6 +80,14 @@ OPTIONS: tuple[Opt, ...] = (
         "Reconnection attempts for one bus send before it fails with an error.", minimum=0),
     Opt("ha", "run_dir", "str", "/run/congress-ha",
         "Folder of the local control sockets that congress-ha-ctl talks to."),
+    Opt("bus", "key_file", "str", None,
+        "File of the cluster's bus keys (one per line, the first signs, all verify; "
+        "0600 or 0640): every bus message is signed with it and others are dropped. "
+        "Required unless every broker of transport_url is on this host."),
+    Opt("bus", "max_message_age", "float", 120.0,
+        "Seconds a signed bus message stays valid by the receiver's clock; older (or "
+        "newer) ones are dropped as replays. Node clocks must agree far better (NTP).",
+        minimum=1.0),
     # Bounds on what one request may ask (docs/tuning.md gives each reason). Every
     # PE applies the same stored input, so an unbounded one is a cluster-wide fault.
     Opt("limits", "max_request_bytes", "int", 8 * 1024 * 1024,
@@ -195,6 +204,38 @@ def _loopback(host: str) -> bool:
         return False  # a host name: it may resolve to anything
 
 
+def broker_hosts(transport_url: str) -> list[tuple[str, int]]:
+    """The (host, port) of every broker a ``rabbit://`` URL names."""
+    hosts = []
+    for part in urlsplit(transport_url).netloc.rsplit("@", 1)[-1].split(","):
+        host, _, port = part.rpartition(":") if ":" in part else (part, "", "5672")
+        hosts.append((host.strip("[]") or "localhost", int(port or 5672)))
+    return hosts
+
+
+def _check_bus(values: dict[tuple[str, str], Any], where: str) -> None:
+    key_file = values[("bus", "key_file")]
+    url = values[("DEFAULT", "transport_url")]
+    if key_file:
+        from congress_ha.bus.seal import BadKey, read_keys
+        try:
+            read_keys(key_file)
+        except BadKey as exc:
+            raise ConfigError(f"{where}: {exc}") from None
+        return
+    if url.startswith("fake:"):
+        return
+    try:
+        remote = [h for h, _ in broker_hosts(url) if not _loopback(h)]
+    except ValueError:
+        raise ConfigError(f"{where}: [DEFAULT] transport_url: a port is not a number") from None
+    if remote:
+        raise ConfigError(f"{where}: [bus] key_file is required with a broker on another "
+                          f"host ({', '.join(remote)}): every bus message is signed with "
+                          "the cluster's key, the same file on every node; write one with "
+                          "`congress-ha-ctl bus-key --write /etc/congress-ha/bus.key`")
+
+
 def _passed_through(section: str) -> bool:
     """Sections that other libraries read through oslo.config from the same file."""
     return section.startswith("oslo_") or section == "keystone_authtoken"
@@ -258,6 +299,7 @@ def parse_file(path: str, overrides: dict[tuple[str, str], Any] | None = None) -
     if broken:
         option, why = broken[0]
         raise ConfigError(f"{where}: [ha] {option}: {why}")
+    _check_bus(values, where)
     if values[("api", "auth_strategy")] == "noauth" and not _loopback(
             values[("api", "bind_host")]):
         raise ConfigError(f"{where}: [api] auth_strategy = noauth with bind_host = "

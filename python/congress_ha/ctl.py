@@ -14,6 +14,7 @@ control client: Pacemaker runs it every few seconds on every node.
 from __future__ import annotations
 
 import argparse
+import errno
 import glob
 import json
 import os
@@ -140,7 +141,7 @@ def cmd_status(args) -> int:
 
 def _problems(status: dict[str, Any]) -> list[dict[str, Any]]:
     """What a local process skipped or refused: quarantined rules, rejected or failed
-    datasources, engine rebuilds."""
+    datasources, engine rebuilds, bus messages whose seal did not hold."""
     out = []
     member = status.get("member", "?")
     pe = status.get("policy_engine") or {}
@@ -157,6 +158,13 @@ def _problems(status: dict[str, Any]) -> list[dict[str, Any]]:
     for name, why in ((status.get("datasources") or {}).get("errors") or {}).items():
         out.append({"member": member, "kind": "failed datasource", "id": name,
                     "detail": why})
+    unsigned = {k: n for k, n in (status.get("bus_refused") or {}).items()
+                if k in ("forged", "stale", "replayed") and n}
+    if unsigned:
+        out.append({"member": member, "kind": "refused bus messages", "id": "",
+                    "detail": ", ".join(f"{n} {k}" for k, n in sorted(unsigned.items()))
+                    + " (a node with another [bus] key_file, a clock off, or someone "
+                      "publishing on the broker: see the log and docs/security.md)"})
     return out
 
 
@@ -219,6 +227,29 @@ def cmd_store(args) -> int:
         return OCF_ERR_GENERIC
 
 
+def cmd_bus_key(args) -> int:
+    """Print a new bus key, or write it (0600, never over an existing file)."""
+    from congress_ha.bus.seal import new_key
+
+    key = new_key()
+    if not args.write:
+        print(key)
+        return OCF_SUCCESS
+    try:
+        fd = os.open(args.write, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    except OSError as exc:
+        hint = (" (a key is there already: to rotate it, see docs/security.md)"
+                if exc.errno == errno.EEXIST else "")
+        print(f"congress-ha-ctl: cannot write {args.write}: {exc.strerror}{hint}",
+              file=sys.stderr)
+        return OCF_ERR_GENERIC
+    with os.fdopen(fd, "w") as fh:
+        fh.write(f"# congress-ha bus key: the same file on every node (docs/security.md)\n"
+                 f"{key}\n")
+    print(f"wrote {args.write} (0600); copy it to every node of the cluster")
+    return OCF_SUCCESS
+
+
 def build_parser(with_render: bool = True) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="congress-ha-ctl",
                                 description="Control shim of congress-ha.")
@@ -241,6 +272,9 @@ def build_parser(with_render: bool = True) -> argparse.ArgumentParser:
     common(ld)
     ld.add_argument("--json", action="store_true")
     ld.set_defaults(func=cmd_leader)
+    bk = sub.add_parser("bus-key", help="a new key that signs every bus message")
+    bk.add_argument("--write", metavar="FILE", help="write it to FILE (0600; never overwrites)")
+    bk.set_defaults(func=cmd_bus_key)
     for kind in ("rules", "datasources"):
         st = sub.add_parser(kind, help=f"stored {kind}, from the database (list, delete)")
         st_sub = st.add_subparsers(dest="action", required=True)

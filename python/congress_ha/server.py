@@ -222,7 +222,8 @@ class Server:
         out: dict[str, Any] = {
             "member": self.node.member, "node_id": self.node.node_id, "role": self.role,
             "incarnation": self.node.incarnation, "ready": ready, "reason": reason,
-            "bus": self.node.bus_ok()[1], "peers": self.node.peer_view()}
+            "bus": self.node.bus_ok()[1], "bus_refused": self.transport.refusals(),
+            "peers": self.node.peer_view()}
         if self.pe:
             out["policy_engine"] = self.pe.view()
         if self.dsd:

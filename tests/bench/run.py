@@ -61,9 +61,16 @@ def bench_visibility(quick: bool) -> tuple[dict, str]:
     return result, bench_visibility.report(result)
 
 
+def bench_seal(quick: bool) -> tuple[dict, str]:
+    from tests.bench import bench_seal
+
+    result = bench_seal.run(quick)
+    return result, bench_seal.report(result)
+
+
 BENCHES = {"engine": bench_engine, "api": bench_api, "agents": bench_agents,
            "failover": bench_failover, "dsd_failover": bench_dsd_failover,
-           "visibility": bench_visibility}
+           "visibility": bench_visibility, "seal": bench_seal}
 
 
 def main() -> int:

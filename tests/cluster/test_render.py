@@ -113,11 +113,16 @@ def test_service_config_of_every_node_passes_the_services_own_parser(
         example_out: Path, tmp_path: Path) -> None:
     token = tmp_path / "api-token"  # on a node, the congress_ha role writes it
     token.write_text("t0ken\n")
+    key = tmp_path / "bus.key"  # and the bus key
+    key.write_text("k" * 64 + "\n")
+    key.chmod(0o600)
     for name in NODES:
         text = (example_out / f"congress-ha.{name}.conf").read_text()
         assert "auth_strategy = token\ntoken_file = /etc/congress-ha/api-token\n" in text
+        assert "[bus]\n" in text and "\nkey_file = /etc/congress-ha/bus.key\n" in text
         conf = tmp_path / f"congress-ha.{name}.conf"  # the session's copy stays as rendered
-        conf.write_text(text.replace("/etc/congress-ha/api-token", str(token)))
+        conf.write_text(text.replace("/etc/congress-ha/api-token", str(token))
+                        .replace("/etc/congress-ha/bus.key", str(key)))
         settings = service_config.parse_file(str(conf))
         assert settings.get("DEFAULT", "node_id") == name
         assert settings.get("api", "bind_port") == 1789
@@ -313,7 +318,10 @@ def test_keystone_renders_its_section_and_the_service_reads_it(tmp_path: Path) -
 
     data = yaml.safe_load(EXAMPLE.read_text())
     data["service"].pop("token_file", None)
-    data["service"].update(auth_strategy="keystone", keystone_authtoken={
+    key = tmp_path / "bus.key"
+    key.write_text("k" * 64 + "\n")
+    key.chmod(0o600)
+    data["service"].update(auth_strategy="keystone", bus_key_file=str(key), keystone_authtoken={
         "www_authenticate_uri": "https://keystone.example:5000/v3", "auth_type": "password",
         "auth_url": "https://keystone.example:5000/v3", "username": "congress",
         "password": "s3cret", "project_name": "service", "user_domain_name": "Default",

@@ -272,3 +272,56 @@ def test_moving_the_dsd_hands_over_without_losing_actions(healthy, shell):
     c.wait_healthy()
     print(f"\n{shell} move {source} -> {where}: longest pause {pause:.2f} s")
     assert_no_lost_or_repeated(c, since=c.test_started)
+
+
+# Where a node may keep a secret: only these files, and only root may read them.
+SECRET_FILES = {"/etc/congress-ha/congress-ha.conf", "/etc/congress-ha/api-token",
+                "/etc/congress-ha/bus.key"}
+SCANNED = ["/etc/congress-ha", "/var/log", "/var/lib/congress-ha", "/var/lib/pacemaker",
+           "/run/congress-ha"]
+
+
+def node_secrets(c: Cluster, node: str) -> set[str]:
+    """The passwords, the token and the bus key a deployed node holds."""
+    import configparser
+    from urllib.parse import urlsplit
+
+    parser = configparser.ConfigParser(interpolation=None)
+    parser.read_string(c.d.run(node, ["cat", "/etc/congress-ha/congress-ha.conf"]).stdout)
+    found = set()
+    for url in (parser["DEFAULT"]["transport_url"], parser["database"]["connection"]):
+        for part in urlsplit(url).netloc.split(","):
+            if "@" in part and ":" in part.split("@")[0]:
+                found.add(part.split("@")[0].split(":", 1)[1])
+    for path in ("/etc/congress-ha/api-token", "/etc/congress-ha/bus.key"):
+        found |= {line.strip() for line in c.d.run(node, ["cat", path]).stdout.splitlines()
+                  if line.strip() and not line.startswith("#")}
+    return {s for s in found if len(s) >= 8}
+
+
+def test_no_secret_in_ps_logs_the_cib_or_a_readable_file(healthy):
+    """Issue 13's check on the deployed cluster, after faults have run: the bus and
+    database passwords, the API token and the bus key appear in no process's
+    command line, no log, not in the CIB, and in no file but their own 0600 ones."""
+    c = healthy
+    secrets = set()
+    for node in c.nodes:
+        secrets |= node_secrets(c, node)
+    assert len(secrets) >= 3, "expected a bus password, a database password, a token, a key"
+    cib = c.crm(c.nodes[0], "cibadmin", "-Q").stdout
+    assert "<cib" in cib
+    assert not [s for s in secrets if s in cib], "a secret is in the CIB"
+    for node in c.nodes:
+        ps = c.d.run(node, ["ps", "-eo", "args"]).stdout
+        assert len(ps.splitlines()) > 3
+        assert not [s for s in secrets if s in ps], f"a secret is on a command line on {node}"
+        # grep reads the secrets from stdin: they never go on its own command line.
+        hits = c.d.run(node, ["sh", "-c", 'grep -rlsF -f /dev/stdin "$@" || true', "grep",
+                              *SCANNED], input="\n".join(sorted(secrets)) + "\n",
+                       timeout=120).stdout.split()
+        assert set(hits) <= SECRET_FILES, f"secrets in {sorted(set(hits) - SECRET_FILES)} " \
+                                          f"on {node}"
+        modes = c.d.run(node, ["stat", "-c", "%n %a %U", *sorted(SECRET_FILES)]).stdout
+        for line in modes.splitlines():
+            path, mode, owner = line.split()
+            assert int(mode, 8) & 0o077 == 0 and owner == "root", f"{node}: {line}"

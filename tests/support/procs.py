@@ -127,8 +127,18 @@ class Cluster:
             f"debug = {'true' if os.environ.get('CH_TEST_DEBUG') else 'false'}\n"
             f"[api]\nbind_host = 127.0.0.1\nbind_port = {api_port or free_port()}\n"
             f"[database]\nconnection = {self.db_url}\n"
+            f"[bus]\nkey_file = {self.bus_key()}\n"
             f"[ha]\nrun_dir = {run_dir}\n{self.extra}\n{extra}")
         return conf, run_dir
+
+    def bus_key(self) -> Path:
+        """The cluster's bus key, one file for all its processes (bus/seal.py)."""
+        path = self.base / "bus.key"
+        if not path.exists():
+            from congress_ha.bus.seal import new_key
+            path.write_text(new_key() + "\n")
+            path.chmod(0o600)
+        return path
 
     def add(self, name: str, roles: list[str], extra: str = "") -> Proc:
         api_port = free_port() if "--api" in roles or "--all" in roles else None

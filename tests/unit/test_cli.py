@@ -96,3 +96,28 @@ def test_status_and_leader_with_nothing_running_exit_7_with_a_reason(tmp_path, a
     r = run(CTL, *argv, "--config-file", path)
     assert r.returncode == 7
     assert r.stderr.strip() and "Traceback" not in r.stderr
+
+
+def test_bus_key_writes_a_new_0600_key_and_never_overwrites(tmp_path, capsys):
+    from congress_ha import ctl
+    from congress_ha.bus.seal import read_keys
+
+    path = tmp_path / "bus.key"
+    assert ctl.main(["bus-key", "--write", str(path)]) == 0
+    assert path.stat().st_mode & 0o777 == 0o600
+    (key,) = read_keys(str(path))
+    assert len(key) == 64
+    assert ctl.main(["bus-key", "--write", str(path)]) != 0
+    assert "File exists" in capsys.readouterr().err and read_keys(str(path)) == [key]
+    assert ctl.main(["bus-key"]) == 0
+    assert len(capsys.readouterr().out.strip()) == 64
+
+
+def test_status_lists_refused_bus_messages_as_a_problem():
+    from congress_ha.ctl import _problems
+
+    problems = _problems({"member": "n1:api-pe",
+                          "bus_refused": {"forged": 2, "invalid": 1, "replayed": 0}})
+    assert [(p["kind"], p["detail"].split(" (")[0]) for p in problems] == [
+        ("refused bus messages", "2 forged")]
+    assert _problems({"member": "n1:api-pe", "bus_refused": {"invalid": 3}}) == []

@@ -12,7 +12,8 @@ def write(tmp_path, text):
 
 
 def test_defaults_fill_what_the_file_leaves_out(tmp_path):
-    s = parse_file(write(tmp_path, "[DEFAULT]\ntransport_url = rabbit://h/\nnode_id = n1\n"))
+    s = parse_file(write(tmp_path, "[DEFAULT]\ntransport_url = rabbit://localhost/\n"
+                                   "node_id = n1\n"))
     assert s.ha.heartbeat_interval == 0.25
     assert s.ha.peer_timeout == 1.0
     assert s.api.bind_port == 1789
@@ -21,7 +22,7 @@ def test_defaults_fill_what_the_file_leaves_out(tmp_path):
 
 def test_node_id_defaults_to_the_host_name(tmp_path):
     import socket
-    s = parse_file(write(tmp_path, "[DEFAULT]\ntransport_url = rabbit://h/\n"))
+    s = parse_file(write(tmp_path, "[DEFAULT]\ntransport_url = rabbit://localhost/\n"))
     assert s.get("DEFAULT", "node_id") == socket.gethostname()
 
 
@@ -65,3 +66,32 @@ def test_oslo_messaging_sections_pass_through(tmp_path):
     s = parse_file(write(tmp_path, "[DEFAULT]\ntransport_url = x\n"
                                    "[oslo_messaging_rabbit]\nrabbit_retry_interval = 1\n"))
     assert s.ha.rpc_retry == 2
+
+
+def test_a_remote_broker_needs_the_bus_key(tmp_path):
+    remote = "[DEFAULT]\ntransport_url = rabbit://u:p@203.0.113.2:5672,127.0.0.1:5672/\n"
+    with pytest.raises(ConfigError, match=r"\[bus\] key_file is required with a broker on "
+                                          r"another host \(203.0.113.2\).*bus-key --write"):
+        parse_file(write(tmp_path, remote))
+    key = tmp_path / "bus.key"
+    key.write_text("# the cluster's bus key\n" + "ab" * 32 + "\n")
+    key.chmod(0o640)
+    s = parse_file(write(tmp_path, remote + f"[bus]\nkey_file = {key}\n"))
+    assert s.get("bus", "key_file") == str(key)
+    assert s.get("bus", "max_message_age") == 120.0
+
+
+@pytest.mark.parametrize("content, mode, words", [
+    ("ab" * 32 + "\n", 0o644, r"readable by every user \(mode 0644\).*chmod 0640"),
+    ("short\n", 0o600, r"bus.key:1: a bus key is one word of at least 32 characters"),
+    ("# nothing\n", 0o600, "holds no key"),
+    (None, None, r"key_file = .*bus.key: cannot be read \(No such file"),
+])
+def test_a_bad_bus_key_file_is_named_with_the_fix(tmp_path, content, mode, words):
+    key = tmp_path / "bus.key"
+    if content is not None:
+        key.write_text(content)
+        key.chmod(mode)
+    with pytest.raises(ConfigError, match=words):
+        parse_file(write(tmp_path, "[DEFAULT]\ntransport_url = rabbit://127.0.0.1/\n"
+                                   f"[bus]\nkey_file = {key}\n"))

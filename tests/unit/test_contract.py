@@ -12,8 +12,10 @@ import pytest
 
 from congress_ha.bus import contract as c
 from congress_ha.bus import messages as m
+from congress_ha.bus.seal import Sealer
 from congress_ha.bus.transport import BusError
 from congress_ha.bus.wire import MAX_ITEMS, MAX_ROWS, Refused, dump, parse
+from tests.support.sealed import KEYS, PEER, ask, local_sealer
 
 HB = m.Heartbeat("n1:datasources", "n1", "inc1", ["datasources"], True, 1764650000.25, 7,
                  {"in": 3, "builtin": 9}, "n2:api-pe", 2, "ready")
@@ -119,10 +121,14 @@ class Recorder:
         return handle
 
 
+def endpoint_of(topic, handler, **kw):
+    return c.Endpoint(topic, handler, local_sealer(), **kw)
+
+
 @pytest.fixture
 def dsd():
     handler = Recorder()
-    return c.Endpoint(c.TOPIC_DSD, handler), handler
+    return endpoint_of(c.TOPIC_DSD, handler), handler
 
 
 def request_wire(**changes):
@@ -131,15 +137,15 @@ def request_wire(**changes):
 
 def test_a_good_message_reaches_the_handler_as_its_dataclass(dsd):
     endpoint, handler = dsd
-    assert endpoint.execute_action({}, **OLD_WIRE["execute_action"]) is None
-    assert endpoint.push_rows({}, **OLD_WIRE["push_rows"]) == {"ok": True, "rows": 1}
+    assert ask(endpoint, "execute_action", **OLD_WIRE["execute_action"]) is None
+    assert ask(endpoint, "push_rows", **OLD_WIRE["push_rows"]) == {"ok": True, "rows": 1}
     assert handler.got == [("execute_action", SAMPLES[m.ActionRequest]),
                            ("push_rows", SAMPLES[m.PushRows])]
 
 
 def test_an_unknown_method_is_refused_and_answered(dsd, caplog):
     endpoint, handler = dsd
-    answer = endpoint.drop_tables({}, datasource="in")
+    answer = ask(endpoint, "drop_tables", datasource="in")
     assert answer["kind"] == "unsupported" and "drop_tables" in answer["error"]
     assert "execute_action" in answer["error"]  # the methods the topic does have
     assert handler.got == [] and "refused dsd.drop_tables" in caplog.text
@@ -157,7 +163,7 @@ def test_an_unknown_method_is_refused_and_answered(dsd, caplog):
 ])
 def test_a_malformed_cast_is_refused_naming_the_field(dsd, caplog, kwargs, why):
     endpoint, handler = dsd
-    answer = endpoint.execute_action({}, **kwargs)
+    answer = ask(endpoint, "execute_action", **kwargs)
     assert handler.got == []
     assert answer["kind"] == "invalid" and why in answer["error"], answer
     assert why in caplog.text
@@ -175,7 +181,7 @@ def test_a_malformed_cast_is_refused_naming_the_field(dsd, caplog, kwargs, why):
 ])
 def test_a_malformed_call_is_answered_with_an_error(dsd, method, kwargs, why):
     endpoint, handler = dsd
-    answer = getattr(endpoint, method)({}, **kwargs)
+    answer = ask(endpoint, method, **kwargs)
     assert handler.got == [] and answer["kind"] == "invalid" and why in answer["error"]
 
 
@@ -201,20 +207,20 @@ def test_oversized_lists_are_refused_before_any_work():
 
 def test_a_forged_megabyte_name_is_cut_in_the_log(dsd, caplog):
     endpoint, _ = dsd
-    endpoint.snapshot({}, **{"datasource": "in", "x" * 1_000_000: 1})
+    ask(endpoint, "snapshot", **{"datasource": "in", "x" * 1_000_000: 1})
     assert max(len(r.getMessage()) for r in caplog.records) < 500
 
 
 def test_a_flood_of_refusals_is_one_line_per_method_with_a_count(caplog):
     now = [0.0]
-    endpoint = c.Endpoint(c.TOPIC_DSD, Recorder(), clock=lambda: now[0])
+    endpoint = endpoint_of(c.TOPIC_DSD, Recorder(), clock=lambda: now[0])
     for _ in range(50):
-        endpoint.execute_action({}, request="bad")
-        endpoint.no_such_1({})
-        endpoint.no_such_2({})  # unknown names share one bucket: the table stays small
+        ask(endpoint, "execute_action", request="bad")
+        ask(endpoint, "no_such_1")
+        ask(endpoint, "no_such_2")  # unknown names share one bucket: the table stays small
     assert len(caplog.records) == 2
     now[0] += c.REFUSAL_LOG_EVERY
-    endpoint.execute_action({}, request="bad")
+    ask(endpoint, "execute_action", request="bad")
     assert "(49 more refused since the last report)" in caplog.records[-1].getMessage()
     assert endpoint.refused == 151
 
@@ -224,9 +230,9 @@ def test_a_handler_that_raises_is_logged_and_answered_never_raised(caplog):
         def refresh(self, message):
             raise RuntimeError("disk on fire")
 
-    endpoint = c.Endpoint(c.TOPIC_DSD, Broken())
+    endpoint = endpoint_of(c.TOPIC_DSD, Broken())
     with caplog.at_level(logging.ERROR):
-        answer = endpoint.refresh({}, datasource="in")
+        answer = ask(endpoint, "refresh", datasource="in")
     assert answer == {"error": "dsd.refresh failed: RuntimeError: disk on fire",
                       "kind": "failed"}
     assert "disk on fire" in caplog.text
@@ -237,9 +243,9 @@ def test_an_endpoint_needs_a_handler_for_every_method_of_its_topic():
         def table_delta(self, delta):
             pass
 
-    c.Endpoint(c.TOPIC_TABLES, Half())
+    endpoint_of(c.TOPIC_TABLES, Half())
     with pytest.raises(TypeError, match="goodbye, policy_changed"):
-        c.Endpoint(c.TOPIC_HEARTBEAT, Half())
+        endpoint_of(c.TOPIC_HEARTBEAT, Half())
 
 
 def test_the_dispatcher_never_sees_an_exception_from_our_endpoint():
@@ -252,16 +258,21 @@ def test_the_dispatcher_never_sees_an_exception_from_our_endpoint():
         from oslo_messaging.serializer import NoOpSerializer
 
     handler = Recorder()
-    dispatcher = RPCDispatcher([c.Endpoint(c.TOPIC_DSD, handler)], NoOpSerializer())
+    dispatcher = RPCDispatcher([endpoint_of(c.TOPIC_DSD, handler)], NoOpSerializer())
 
     class Incoming:
-        def __init__(self, method, args):
-            self.message, self.ctxt, self.client_timeout = {"method": method,
-                                                            "args": args}, {}, None
+        def __init__(self, method, args, ctxt=None):
+            self.seal = PEER.seal(c.TOPIC_DSD, method, args)
+            self.message, self.client_timeout = {"method": method, "args": args}, None
+            self.ctxt = {"seal": self.seal} if ctxt is None else ctxt
 
-    assert dispatcher.dispatch(Incoming("nope", {"x": 1}))["kind"] == "unsupported"
-    assert dispatcher.dispatch(Incoming("snapshot", {"name": 1}))["kind"] == "invalid"
-    assert dispatcher.dispatch(Incoming("snapshot", {"datasource": "in"})) is None
+    def dispatch(incoming):
+        return PEER.open_reply(incoming.seal, dispatcher.dispatch(incoming))
+
+    assert dispatcher.dispatch(Incoming("snapshot", {}, ctxt={}))["r"]["kind"] == "forged"
+    assert dispatch(Incoming("nope", {"x": 1}))["kind"] == "unsupported"
+    assert dispatch(Incoming("snapshot", {"name": 1}))["kind"] == "invalid"
+    assert dispatch(Incoming("snapshot", {"datasource": "in"})) is None
     assert handler.got == [("snapshot", m.SnapshotRequest("in"))]
 
 
@@ -269,18 +280,21 @@ def test_the_dispatcher_never_sees_an_exception_from_our_endpoint():
 
 
 class FakeTransport:
+    """Records what is sent; a call is answered with ``answer``, sealed by a peer."""
+
     def __init__(self, answer=None):
         self.sent, self.answer = [], answer
+        self.sealer = Sealer(KEYS, "n1")
 
-    def broadcast(self, topic, method, retry=None, **kwargs):
-        self.sent.append(("broadcast", topic, method, kwargs))
+    def broadcast(self, topic, method, args, seal, retry=None):
+        self.sent.append(("broadcast", topic, method, args))
 
-    def cast(self, topic, method, retry=None, **kwargs):
-        self.sent.append(("cast", topic, method, kwargs))
+    def cast(self, topic, method, args, seal, retry=None):
+        self.sent.append(("cast", topic, method, args))
 
-    def call(self, topic, method, timeout=None, **kwargs):
-        self.sent.append(("call", topic, method, kwargs))
-        return self.answer
+    def call(self, topic, method, args, seal, timeout=None):
+        self.sent.append(("call", topic, method, args))
+        return PEER.seal_reply(seal, self.answer)
 
 
 def test_send_and_call_use_the_declared_topic_kind_and_argument():

@@ -18,6 +18,7 @@ from congress_ha.roles.datasources import DatasourceRole
 from congress_ha.roles.dsd.publish import Publication
 from congress_ha.store.datasources import add_datasource, pushed_rows
 from congress_ha.store.db import open_engine, session_factory
+from tests.support.sealed import Caller, local_sealer
 
 SETTINGS = SimpleNamespace(
     ha=SimpleNamespace(peer_timeout=1.0, shadow_log_size=100, shadow_log_age=60.0,
@@ -39,8 +40,10 @@ class Bus:
     def unserve(self, srv):
         self.endpoints.pop(srv, None)
 
-    def broadcast(self, topic, method, retry=None, **kwargs):
-        self.sent.append((topic, method, kwargs))
+    sealer = local_sealer()
+
+    def broadcast(self, topic, method, args, seal, retry=None):
+        self.sent.append((topic, method, args))
 
     def deltas(self, datasource):
         return [kw["delta"] for topic, _, kw in self.sent
@@ -96,8 +99,9 @@ def role(store):
     r.stop()
 
 
-def dsd(role) -> c.Endpoint:
-    return role.transport.endpoints[c.TOPIC_DSD]
+def dsd(role) -> Caller:
+    """The DSD's endpoint, each call delivered sealed by a peer."""
+    return Caller(role.transport.endpoints[c.TOPIC_DSD])
 
 
 def test_every_datasource_and_the_clock_are_announced(role):

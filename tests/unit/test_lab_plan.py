@@ -9,6 +9,7 @@ import pytest
 
 from congress_ha.lab.plan import (
     NETWORK,
+    LabPlan,
     PlanError,
     check_name,
     hosts_file,
@@ -76,7 +77,12 @@ def test_node_lookup_by_full_or_short_name():
 def test_no_infra_means_no_urls():
     plan = plan_lab("chlab", 1, infra=False, root=Path("/x"))
     assert plan.infra_node is None and plan.transport_url is None
-    assert plan_lab("chlab", 1).transport_url == "rabbit://congress:congress@203.0.113.10:5672/"
+    plan = plan_lab("chlab", 1)
+    assert plan.transport_url == f"rabbit://congress:{plan.secret}@203.0.113.10:5672/"
+    assert plan.database_url.startswith(f"postgresql://congress:{plan.secret}@")
+    # Drawn for each lab, kept in its state.
+    assert len(plan.secret) == 32 and plan_lab("chlab", 1).secret != plan.secret
+    assert LabPlan.from_json(plan.to_json()).secret == plan.secret
 
 
 def test_plan_round_trips_through_json():

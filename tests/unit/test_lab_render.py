@@ -73,7 +73,8 @@ def test_seed_cib_without_fencing():
 
 
 def test_rabbitmq_listens_on_the_infra_address_with_its_own_user():
-    conf = infra.rabbitmq_conf("203.0.113.10")
+    conf = infra.rabbitmq_conf("203.0.113.10", "s3cret-of-the-lab")
+    assert "default_pass = s3cret-of-the-lab" in conf
     assert "listeners.tcp.1 = 203.0.113.10:5672" in conf
     assert "default_user = congress" in conf and "default_permissions.write = .*" in conf
     assert infra.rabbitmq_env("chlab").startswith("NODENAME=chlab@localhost")
@@ -117,7 +118,8 @@ def test_boot_command_enters_every_namespace():
 
 
 def test_inventory_lists_nodes_with_root_the_key_and_proxy_through_the_lab_netns():
-    inv = yaml.safe_load(inventory.render(_plan()))
+    plan = _plan()
+    inv = yaml.safe_load(inventory.render(plan))
     common = inv["all"]["vars"]
     assert common["ansible_user"] == "root"
     assert common["ansible_ssh_private_key_file"].endswith("/chlab/ssh/id_ed25519")
@@ -127,4 +129,4 @@ def test_inventory_lists_nodes_with_root_the_key_and_proxy_through_the_lab_netns
     assert "ControlPath=/var/tmp/congress-ha-lab/chlab/ssh/cm-%C" in args
     hosts = inv["all"]["children"]["cluster"]["hosts"]
     assert hosts["chlab-n3"]["ansible_host"] == "203.0.113.13"
-    assert common["congress_ha_transport_url"].startswith("rabbit://congress:congress@")
+    assert common["congress_ha_transport_url"].startswith(f"rabbit://congress:{plan.secret}@")

@@ -42,6 +42,7 @@ from congress_ha.bus.messages import (
     SnapshotRequest,
     TableDelta,
 )
+from congress_ha.bus.seal import Sealer, SealError, Seen
 from congress_ha.bus.transport import BusError
 from congress_ha.bus.wire import Refused, dump, names, parse, short
 
@@ -136,11 +137,12 @@ def send(transport, method: Method, message: Any, retry: int | None = None) -> N
     """Cast ``message`` (to every server of the topic if the method is fanout)."""
     if method.is_call:
         raise TypeError(f"{method} is a call: use call()")
-    kwargs = method.encode(message)
+    args = method.encode(message)
+    seal = transport.sealer.seal(method.topic, method.name, args)
     if method.fanout:
-        transport.broadcast(method.topic, method.name, retry=retry, **kwargs)
+        transport.broadcast(method.topic, method.name, args, seal, retry=retry)
     else:
-        transport.cast(method.topic, method.name, retry=retry, **kwargs)
+        transport.cast(method.topic, method.name, args, seal, retry=retry)
 
 
 def call(transport, method: Method, message: Any, timeout: float | None = None) -> Any:
@@ -148,10 +150,13 @@ def call(transport, method: Method, message: Any, timeout: float | None = None) 
     an error, ``BusError`` if nobody answered or the reply does not fit."""
     if not method.is_call:
         raise TypeError(f"{method} is a cast: use send()")
-    answer = transport.call(method.topic, method.name, timeout=timeout,
-                            **method.encode(message))
+    args = method.encode(message)
+    seal = transport.sealer.seal(method.topic, method.name, args)
+    answer = transport.call(method.topic, method.name, args, seal, timeout=timeout)
     try:
-        reply = method.decode_reply(answer)
+        reply = method.decode_reply(transport.sealer.open_reply(seal, answer))
+    except SealError as exc:
+        raise BusError(f"the reply to {method} is not signed by this cluster: {exc}") from None
     except Refused as exc:
         raise BusError(f"the reply to {method} does not fit the bus contract: {exc}") from None
     if isinstance(reply, Error):
@@ -160,8 +165,10 @@ def call(transport, method: Method, message: Any, timeout: float | None = None) 
 
 
 class Endpoint:
-    """The oslo.messaging endpoint of one topic: each message parsed into its
-    dataclass and given to ``handler.<method>(message)``.
+    """The oslo.messaging endpoint of one topic: each message's seal checked
+    (``seal.py``: forged, stale and replayed messages are dropped and counted by
+    kind in ``refusals``), then the message parsed into its dataclass and given
+    to ``handler.<method>(message)``; the reply goes back sealed.
 
     oslo.messaging finds a method by name on the endpoint; every public name
     answers here, so that an unknown one is refused by us (logged, answered)
@@ -170,7 +177,7 @@ class Endpoint:
 
     _ORACLE = frozenset({"target", "oslo_rpc_server_ping"})  # what the dispatcher probes
 
-    def __init__(self, topic: str, handler: object,
+    def __init__(self, topic: str, handler: object, sealer: Sealer,
                  clock: Callable[[], float] = time.monotonic) -> None:
         methods = TOPICS[topic]
         missing = [name for name in methods if not callable(getattr(handler, name, None))]
@@ -181,8 +188,11 @@ class Endpoint:
         self._methods = methods
         self._handler = handler
         self._clock = clock
+        self._sealer = sealer
+        self._seen = Seen()
         self._refusals: dict[str, tuple[float, int]] = {}  # method -> (last logged, since)
         self.refused = 0
+        self.refusals: dict[str, int] = {}  # kind (forged, stale, replayed, invalid, ...) -> count
 
     def __getattr__(self, name: str):
         if name.startswith("_") or name in self._ORACLE:
@@ -191,23 +201,31 @@ class Endpoint:
 
     def _dispatch(self, name: str, ctxt: Any = None, /, **kwargs: Any) -> Any:
         # Positional-only: a message may carry any argument name, "name" too.
+        claimed = ctxt.get("seal") if isinstance(ctxt, dict) else None
+        try:
+            seal = self._sealer.check(self._topic, name, claimed, kwargs, self._seen)
+        except SealError as exc:
+            # Answered (a caller waits) but with nothing it could use.
+            return self._refuse(name, str(exc), exc.kind, {})
         method = self._methods.get(name)
         if method is None:
             return self._refuse(name, f"unknown method; {self._topic} has "
-                                f"{', '.join(sorted(self._methods))}", "unsupported")
+                                f"{', '.join(sorted(self._methods))}", "unsupported", seal)
         try:
             message = method.decode(kwargs)
         except Refused as exc:
-            return self._refuse(name, str(exc), "invalid")
+            return self._refuse(name, str(exc), "invalid", seal)
         try:
             reply = getattr(self._handler, name)(message)
         except Exception as exc:  # noqa: BLE001 - never into the dispatcher thread
             LOG.exception("%s failed", method)
-            return dump(Error(f"{method} failed: {type(exc).__name__}: {exc}", "failed"))
-        return dump(reply) if method.is_call else None
+            return self._sealer.seal_reply(seal, dump(Error(
+                f"{method} failed: {type(exc).__name__}: {exc}", "failed")))
+        return self._sealer.seal_reply(seal, dump(reply)) if method.is_call else None
 
-    def _refuse(self, name: str, why: str, kind: str) -> dict[str, Any]:
+    def _refuse(self, name: str, why: str, kind: str, seal: dict[str, Any]) -> dict[str, Any]:
         self.refused += 1
+        self.refusals[kind] = self.refusals.get(kind, 0) + 1
         now = self._clock()
         key = name if name in self._methods else "?"  # unknown names: one bucket, bounded
         last, since = self._refusals.get(key, (None, 0))
@@ -217,4 +235,5 @@ class Endpoint:
             self._refusals[key] = (now, 0)
         else:
             self._refusals[key] = (last, since + 1)
-        return dump(Error(f"{self._topic}.{short(name)} refused: {why}", kind))
+        return self._sealer.seal_reply(seal, dump(Error(
+            f"{self._topic}.{short(name)} refused: {why}", kind)))

@@ -205,7 +205,8 @@ class Done:
 @dataclass
 class Error:
     """The reply of a call that failed. ``kind``: invalid, not_found, unsupported or
-    failed (the API answers 400, 404, 503 and 503)."""
+    failed (the API answers 400, 404, 503 and 503); forged, stale or replayed for a
+    request whose seal did not hold (bus/seal.py)."""
 
     error: str
     kind: str

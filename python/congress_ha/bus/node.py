@@ -131,7 +131,8 @@ class BusNode:
     def start(self) -> None:
         """Join: listen for a duplicate for JOIN_BEATS intervals, then beat."""
         self.transport.serve(TOPIC_HEARTBEAT, f"{self.member}.{self.incarnation}",
-                             Endpoint(TOPIC_HEARTBEAT, HeartbeatHandler(self)))
+                             Endpoint(TOPIC_HEARTBEAT, HeartbeatHandler(self),
+                                      self.transport.sealer))
         # Long enough to hear a live twin beat twice; every start (and so
         # every DSD failover) pays it, so no longer than that.
         deadline = self.clock() + JOIN_BEATS * self.interval

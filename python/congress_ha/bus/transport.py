@@ -16,9 +16,9 @@ import threading
 import time
 import warnings
 from typing import Any
-from urllib.parse import urlsplit
 
-from congress_ha.config import Settings, oslo_conf
+from congress_ha.bus.seal import Sealer, read_keys
+from congress_ha.config import Settings, broker_hosts, oslo_conf
 
 with warnings.catch_warnings():
     # oslo.messaging 18.x imports eventlet, which warns that it is deprecated;
@@ -42,10 +42,7 @@ def check_reachable(transport_url: str, timeout: float) -> None:
     """
     if transport_url.startswith("fake:"):
         return
-    hosts = []
-    for part in urlsplit(transport_url).netloc.rsplit("@", 1)[-1].split(","):
-        host, _, port = part.rpartition(":") if ":" in part else (part, "", "5672")
-        hosts.append((host.strip("[]") or "localhost", int(port or 5672)))
+    hosts = broker_hosts(transport_url)
     deadline = time.monotonic() + timeout
     last = ""
     while True:
@@ -69,10 +66,15 @@ class Transport:
         self.conf = oslo_conf(settings)
         self.timeout = settings.ha.rpc_timeout
         self.retry = settings.ha.rpc_retry
+        key_file = settings.get("bus", "key_file")
+        self.sealer = Sealer(read_keys(key_file) if key_file else None,
+                             sender=settings.get("DEFAULT", "node_id"),
+                             max_age=settings.get("bus", "max_message_age"))
         self.transport = om.get_rpc_transport(
             self.conf, url=settings.get("DEFAULT", "transport_url"))
         _rabbit_defaults(self.conf)
         self._servers: list[Any] = []
+        self._endpoints: list[Any] = []
         self._clients: dict[tuple[str, bool], Any] = {}
 
     def _client(self, topic: str, fanout: bool = False):
@@ -95,7 +97,17 @@ class Transport:
         self.conf.set_override("executor_thread_pool_size", 1)
         srv.start()
         self._servers.append(srv)
+        self._endpoints.append(endpoint)
         return srv
+
+    def refusals(self) -> dict[str, int]:
+        """Messages dropped by this process's endpoints, by kind (forged, stale,
+        replayed, invalid, unsupported): bus/contract.py."""
+        out: dict[str, int] = {}
+        for endpoint in self._endpoints:
+            for kind, n in getattr(endpoint, "refusals", {}).items():
+                out[kind] = out.get(kind, 0) + n
+        return out
 
     def unserve(self, srv) -> None:
         """Stop one server now: what it has not taken stays in its queue."""
@@ -103,17 +115,21 @@ class Transport:
             self._servers.remove(srv)
             _stop_server(srv)
 
-    def broadcast(self, topic: str, method: str, retry: int | None = None, **kwargs) -> None:
+    # ``seal`` (seal.py) travels as the message's oslo.messaging context.
+    def broadcast(self, topic: str, method: str, args: dict[str, Any], seal: dict[str, Any],
+                  retry: int | None = None) -> None:
         """Fanout cast to every server of ``topic``."""
-        self._send(self._client(topic, fanout=True), "cast", method, retry, kwargs)
+        self._send(self._client(topic, fanout=True), "cast", method, retry, args, seal)
 
-    def cast(self, topic: str, method: str, retry: int | None = None, **kwargs) -> None:
-        self._send(self._client(topic), "cast", method, retry, kwargs)
+    def cast(self, topic: str, method: str, args: dict[str, Any], seal: dict[str, Any],
+             retry: int | None = None) -> None:
+        self._send(self._client(topic), "cast", method, retry, args, seal)
 
-    def call(self, topic: str, method: str, timeout: float | None = None, **kwargs) -> Any:
-        return self._send(self._client(topic), "call", method, None, kwargs, timeout)
+    def call(self, topic: str, method: str, args: dict[str, Any], seal: dict[str, Any],
+             timeout: float | None = None) -> Any:
+        return self._send(self._client(topic), "call", method, None, args, seal, timeout)
 
-    def _send(self, client, kind, method, retry, kwargs, timeout=None):
+    def _send(self, client, kind, method, retry, kwargs, seal, timeout=None):
         opts: dict[str, Any] = {}
         if retry is not None:
             opts["retry"] = retry
@@ -121,7 +137,7 @@ class Transport:
             opts["timeout"] = timeout
         ctx = client.prepare(**opts) if opts else client
         try:
-            return getattr(ctx, kind)({}, method, **kwargs)
+            return getattr(ctx, kind)({"seal": seal}, method, **kwargs)
         except om.MessagingTimeout:
             raise BusError(f"no reply to {method} within "
                            f"{timeout or self.timeout:.1f}s ([ha] rpc_timeout)") from None

@@ -120,6 +120,8 @@ class Service:
     ctl: str | None = None
     # [keystone_authtoken] of auth_strategy keystone, as keystonemiddleware reads it.
     keystone_authtoken: dict[str, str] | None = None
+    # [bus] key_file: the key that signs every bus message, the same on every node.
+    bus_key_file: str = "/etc/congress-ha/bus.key"  # DEFAULT_BUS_KEY_FILE
 
     @property
     def heartbeat_interval(self) -> float:
@@ -551,13 +553,14 @@ def database_url(database: str, tls: Tls | None) -> str:
 
 
 DEFAULT_TOKEN_FILE = "/etc/congress-ha/api-token"
+DEFAULT_BUS_KEY_FILE = "/etc/congress-ha/bus.key"
 
 
 def _service(c: Checker, raw: Any) -> Service:
     ha_opts = [o for o in service_config.OPTIONS if o.group == "ha"]
     api = {o.name: o for o in service_config.OPTIONS if o.group == "api"}
     known = ("config_file", "api_port", "auth_strategy", "token_file", "binary",
-             "ctl", "keystone_authtoken") + tuple(o.name for o in ha_opts)
+             "ctl", "keystone_authtoken", "bus_key_file") + tuple(o.name for o in ha_opts)
     entry = c.mapping(raw if raw is not None else {}, "service", known) or {}
     config_file = c.string(entry.get("config_file", service_config.DEFAULT_CONFIG_FILE),
                            "service.config_file") or service_config.DEFAULT_CONFIG_FILE
@@ -622,6 +625,10 @@ def _service(c: Checker, raw: Any) -> Service:
         for option, why in timings.relation_errors(heartbeat_interval=hb, peer_timeout=pt,
                                                    shadow_grace=grace):
             c.error(f"service.{option}", why)
+    bus_key_file = c.string(entry.get("bus_key_file", DEFAULT_BUS_KEY_FILE),
+                            "service.bus_key_file") or DEFAULT_BUS_KEY_FILE
+    if not bus_key_file.startswith("/"):
+        c.error("service.bus_key_file", f"{bus_key_file!r} must be an absolute path")
     paths = {}
     for key in ("binary", "ctl"):
         if entry.get(key) is not None:
@@ -633,7 +640,7 @@ def _service(c: Checker, raw: Any) -> Service:
     return Service(config_file=config_file, api_port=port or 1789,
                    auth_strategy=strategy or "token", token_file=token_file, ha=ha,
                    binary=paths.get("binary"), ctl=paths.get("ctl"),
-                   keystone_authtoken=keystone)
+                   keystone_authtoken=keystone, bus_key_file=bus_key_file)
 
 
 def _op(name: str) -> str:

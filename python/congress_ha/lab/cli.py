@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -28,6 +29,10 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
     return value
+
+
+def _masked(url: str) -> str:
+    return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url)
 
 
 def _lab_name(text: str) -> str:
@@ -171,8 +176,9 @@ def _format_status(st: dict) -> str:
         f"  ssh key: {st['ssh_key']}",
     ]
     if st["transport_url"]:
-        lines.append(f"  transport_url: {st['transport_url']}")
-        lines.append(f"  database connection: {st['database_connection']}")
+        # The password is the lab's own (status --json has it, for scripts).
+        lines.append(f"  transport_url: {_masked(st['transport_url'])}")
+        lines.append(f"  database connection: {_masked(st['database_connection'])}")
     lines.append(f"  {'NODE':<14} {'ROLE':<8} {'ADDRESS':<14} {'POWER':<6} {'LINK':<18} SERVICES")
     for n in st["nodes"]:
         lines.append(f"  {n['name']:<14} {n['role']:<8} {n['address']:<14} {n['power']:<6} "

@@ -13,7 +13,7 @@ import socket
 import subprocess
 import time
 
-from .plan import AMQP_PORT, AMQPS_PORT, LAB_PASSWORD, LAB_USER, NETWORK, PG_PORT
+from .plan import AMQP_PORT, AMQPS_PORT, LAB_USER, NETWORK, PG_PORT
 
 PG_BIN = "/usr/lib/postgresql/15/bin"
 PGDATA = "/var/lib/postgresql/lab"
@@ -29,7 +29,7 @@ def rabbitmq_env(lab: str) -> str:
     return f"NODENAME={lab}@localhost\nUSE_LONGNAME=false\n"
 
 
-def rabbitmq_conf(address: str) -> str:
+def rabbitmq_conf(address: str, password: str) -> str:
     return (
         f"listeners.tcp.1 = {address}:{AMQP_PORT}\n"
         f"listeners.tcp.2 = 127.0.0.1:{AMQP_PORT}\n"
@@ -37,7 +37,7 @@ def rabbitmq_conf(address: str) -> str:
         # guest may only log in from loopback: the cluster gets its own user instead,
         # created on the broker's first boot.
         f"default_user = {LAB_USER}\n"
-        f"default_pass = {LAB_PASSWORD}\n"
+        f"default_pass = {password}\n"
         "default_vhost = /\n"
         "default_user_tags.administrator = true\n"
         "default_permissions.configure = .*\n"
@@ -91,7 +91,7 @@ def start_rabbitmq(spawn, log) -> int:
     )
 
 
-def start_postgres(spawn, log, address: str) -> int:
+def start_postgres(spawn, log, address: str, password: str) -> int:
     """initdb on first boot, start postgres, create the congress role and database."""
     env = {"PATH": f"{PG_BIN}:/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": "/var/lib/postgresql"}
     user = _as_user("postgres")
@@ -128,7 +128,7 @@ def start_postgres(spawn, log, address: str) -> int:
         time.sleep(0.1)
     if fresh:
         sql = (
-            f"CREATE ROLE {LAB_USER} LOGIN PASSWORD '{LAB_PASSWORD}';\n"
+            f"CREATE ROLE {LAB_USER} LOGIN PASSWORD '{password}';\n"
             f"CREATE DATABASE {LAB_USER} OWNER {LAB_USER};\n"
         )
         subprocess.run(

@@ -148,7 +148,7 @@ class Init:
 
     def boot_infra(self) -> None:
         infra.start_rabbitmq(self.spawn, self.log)
-        infra.start_postgres(self.spawn, self.log, self.cfg["address"])
+        infra.start_postgres(self.spawn, self.log, self.cfg["address"], self.cfg["secret"])
         self.status("postgresql")
         infra.wait_port(self.cfg["address"], infra.AMQP_PORT, 60)
         self.log("rabbitmq accepts connections")

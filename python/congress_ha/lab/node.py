@@ -101,6 +101,7 @@ def init_config(plan: LabPlan, node: NodePlan) -> dict:
         "run_dirs": run_dirs,
         "sshd_config": str(ndir / "sshd_config"),
         "status_file": str(ndir / "status.json"),
+        **({"secret": plan.secret} if node.role == "infra" else {}),
     }
 
 
@@ -174,7 +175,9 @@ def prepare(plan: LabPlan, node: NodePlan, authkey: bytes | None) -> None:
                    ("hacluster", "haclient"))  # fmt: skip
     else:
         _write(root / "etc/rabbitmq/rabbitmq-env.conf", infra.rabbitmq_env(plan.name))
-        _write(root / "etc/rabbitmq/rabbitmq.conf", infra.rabbitmq_conf(node.address))
+        # It holds the bus password: readable by RabbitMQ's group only.
+        _write(root / "etc/rabbitmq/rabbitmq.conf",
+               infra.rabbitmq_conf(node.address, plan.secret), 0o640, ("root", "rabbitmq"))
         _write(root / "etc/rabbitmq/enabled_plugins", "[].\n")
     write_json(ndir / "node.json", init_config(plan, node))
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
+import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,7 +28,9 @@ ROOT_ENV = "CONGRESS_HA_LAB_ROOT"
 NAME_RE = re.compile(r"^[a-z][a-z0-9]{0,8}$")
 
 LAB_USER = "congress"
-LAB_PASSWORD = "congress"
+# The password of the lab's bus user and database role is drawn for each lab
+# (LabPlan.secret): a deployed lab shows where a password could leak, and one
+# equal to its user name would be found everywhere that name is.
 AMQP_PORT = 5672
 AMQPS_PORT = 5671  # RabbitMQ's TLS listener, with a certificate of the lab's CA
 PG_PORT = 5432
@@ -72,6 +75,7 @@ class LabPlan:
     token_ms: int = 1000
     crypto: bool = False
     fencing: bool = True
+    secret: str = field(default="", compare=False, repr=False)  # bus and database password
     extra: dict = field(default_factory=dict, compare=False)
 
     @property
@@ -129,7 +133,7 @@ class LabPlan:
         infra = self.infra_node
         if infra is None:
             return None
-        return f"rabbit://{LAB_USER}:{LAB_PASSWORD}@{infra.address}:{AMQP_PORT}/"
+        return f"rabbit://{LAB_USER}:{self.secret}@{infra.address}:{AMQP_PORT}/"
 
     @property
     def transport_url_tls(self) -> str | None:
@@ -137,7 +141,7 @@ class LabPlan:
         infra = self.infra_node
         if infra is None:
             return None
-        return f"rabbit://{LAB_USER}:{LAB_PASSWORD}@{infra.address}:{AMQPS_PORT}/"
+        return f"rabbit://{LAB_USER}:{self.secret}@{infra.address}:{AMQPS_PORT}/"
 
     @property
     def tls_dir(self) -> Path:
@@ -150,7 +154,7 @@ class LabPlan:
         if infra is None:
             return None
         return (
-            f"postgresql://{LAB_USER}:{LAB_PASSWORD}@{infra.address}:{PG_PORT}/{LAB_USER}"
+            f"postgresql://{LAB_USER}:{self.secret}@{infra.address}:{PG_PORT}/{LAB_USER}"
         )
 
     def to_json(self) -> dict:
@@ -162,6 +166,7 @@ class LabPlan:
             "token_ms": self.token_ms,
             "crypto": self.crypto,
             "fencing": self.fencing,
+            "secret": self.secret,
             "nodes": [
                 {
                     "name": n.name,
@@ -184,6 +189,7 @@ class LabPlan:
             token_ms=data["token_ms"],
             crypto=data["crypto"],
             fencing=data.get("fencing", True),
+            secret=data.get("secret") or "congress",  # a lab made before secrets were drawn
             nodes=tuple(NodePlan(**n) for n in data["nodes"]),
         )
 
@@ -248,6 +254,7 @@ def plan_lab(
         token_ms=token_ms,
         crypto=crypto,
         fencing=fencing,
+        secret=secrets.token_hex(16),
     )
 
 

@@ -80,8 +80,12 @@ def start_time(pid: int) -> int:
 
 
 def write_json(path: Path, data) -> None:
+    # 0600: the lab's plan and the infra node's config hold the lab's password.
     tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(json.dumps(data, indent=2) + "\n")
+    os.chmod(tmp, 0o600)
     os.replace(tmp, path)
 
 

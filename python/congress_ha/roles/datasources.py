@@ -57,7 +57,8 @@ class DatasourceRole:
         for listener in (self.actions, self.drivers):
             self.node.add_listener(listener)
         self._server = self.transport.serve(TOPIC_DSD, self.node.member,
-                                            Endpoint(TOPIC_DSD, self.handler))
+                                            Endpoint(TOPIC_DSD, self.handler,
+                                                     self.transport.sealer))
         for target, name in ((self.actions.executor, "executor"),
                              (lambda: self.actions.ticker(self._stop), "leader-tick"),
                              (lambda: self.drivers.reloader(self._stop.is_set),

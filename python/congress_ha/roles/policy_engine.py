@@ -80,7 +80,8 @@ class PolicyEngineRole:
         # Queued: its handlers take the engine lock, which long work can hold.
         self.node.add_listener(self, queued=True)
         self.transport.serve(TOPIC_TABLES, f"{self.node.member}.{self.node.incarnation}",
-                             Endpoint(TOPIC_TABLES, TablesHandler(self)))
+                             Endpoint(TOPIC_TABLES, TablesHandler(self),
+                                      self.transport.sealer))
         self.sending = True
         self._thread = Supervised("table-sync", self._sync_loop, self.node.member,
                                   self._stop.is_set)
