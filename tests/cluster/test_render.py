@@ -361,9 +361,13 @@ def test_oslo_messaging_reads_the_rendered_ssl_options(example_out: Path,
                                                        tmp_path: Path) -> None:
     token = tmp_path / "api-token"
     token.write_text("t0ken\n")
+    key = tmp_path / "bus.key"
+    key.write_text("k" * 40 + "\n")
+    key.chmod(0o600)
     conf = tmp_path / "node1.conf"
     conf.write_text((example_out / "congress-ha.node1.conf").read_text()
-                    .replace("/etc/congress-ha/api-token", str(token)))
+                    .replace("/etc/congress-ha/api-token", str(token))
+                    .replace("/etc/congress-ha/bus.key", str(key)))
     from oslo_messaging._drivers import impl_rabbit
 
     oslo = service_config.oslo_conf(service_config.parse_file(str(conf)))
