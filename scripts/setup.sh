@@ -11,7 +11,7 @@ say() { echo "setup [+$(( $(date +%s) - t0 ))s]: $*"; }
 
 APT_PACKAGES="rabbitmq-server postgresql mariadb-server shellcheck libxml2-utils \
 pacemaker corosync pacemaker-cli-utils crmsh pcs resource-agents fence-agents \
-openssh-server openssh-client iproute2 procps"
+openssh-server openssh-client iproute2 procps openssl haproxy curl"
 
 missing=""
 for p in $APT_PACKAGES; do

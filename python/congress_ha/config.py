@@ -125,6 +125,15 @@ OPTIONS: tuple[Opt, ...] = (
         "node checks a new datasource against its own value, the DSD against its own "
         "at every start, read and append (the authority): give every node the same. "
         "Never /."),
+    # TLS
+    Opt("api", "tls_cert_file", "str", None,
+        "PEM certificate (chain) of the API's TLS listener; with tls_key_file set the API "
+        "speaks only HTTPS (TLS 1.2 or later) on bind_host:bind_port."),
+    Opt("api", "tls_key_file", "str", None,
+        "PEM private key of tls_cert_file (mode 0600 or 0640: it is a secret)."),
+    Opt("api", "tls_ca_file", "str", None,
+        "CA certificate(s) that congress-ha-ctl's health check trusts for the API's "
+        "certificate; default: the system's CAs."),
     Opt("engine", "now_resolution", "float", 1.0,
         "Seconds between the values of the clock that the now(x) builtin reads (the "
         "DSD publishes it as table builtin:now, the same on every PE); 0: no clock, "
@@ -357,7 +366,22 @@ def parse_file(path: str, overrides: dict[tuple[str, str], Any] | None = None) -
         if empty:
             raise ConfigError(f"{where}: [api] token_file = {token_file} is empty; put the "
                               "API token in it")
+    _check_tls(values, where)
     return Settings(path=path, values=values)
+
+
+def _check_tls(values: dict[tuple[str, str], Any], where: str) -> None:
+    """Cheap checks of the API's TLS files (the server loads them at start: api/tls.py)."""
+    cert, key = values[("api", "tls_cert_file")], values[("api", "tls_key_file")]
+    if bool(cert) != bool(key):
+        given, missing = ("tls_cert_file", "tls_key_file") if cert else (
+            "tls_key_file", "tls_cert_file")
+        raise ConfigError(f"{where}: [api] {given} is set but {missing} is not; the API's "
+                          "TLS listener needs both the certificate and its key")
+    for name in ("tls_cert_file", "tls_key_file", "tls_ca_file"):
+        path = values[("api", name)]
+        if path and not os.path.isabs(path):
+            raise ConfigError(f"{where}: [api] {name} = {path} must be an absolute path")
 
 
 def oslo_conf(settings: Settings):

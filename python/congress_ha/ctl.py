@@ -63,17 +63,27 @@ def cmd_health(args) -> int:
 
 def _check_api(settings, timeout: float) -> str | None:
     host = settings.api.bind_host
-    if host in ("0.0.0.0", "::", ""):
+    wildcard = host in ("0.0.0.0", "::", "")
+    if wildcard:
         host = "127.0.0.1"
     port = settings.api.bind_port
     import http.client  # only api-pe's check needs it (13 ms of imports)
 
     try:
-        conn = http.client.HTTPConnection(host, port, timeout=timeout)
+        if settings.api.tls_cert_file:
+            from congress_ha.api.tls import client_context
+
+            # The certificate names the node's address; a wildcard bind is
+            # checked on loopback, so there only the chain is verified.
+            conn = http.client.HTTPSConnection(
+                host, port, timeout=timeout,
+                context=client_context(settings, check_hostname=not wildcard))
+        else:
+            conn = http.client.HTTPConnection(host, port, timeout=timeout)
         conn.request("GET", "/healthz")
         status = conn.getresponse().status
         conn.close()
-    except OSError as exc:
+    except OSError as exc:  # ssl.SSLError is one: a certificate the CA did not sign
         return f"API on {host}:{port} does not answer: {exc}"
     if status != 200:
         return f"API on {host}:{port} answered /healthz with HTTP {status}"

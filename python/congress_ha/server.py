@@ -198,7 +198,7 @@ class Server:
         if self.dsd is not None:
             out += self.dsd.threads()
         if self.api is not None:
-            out.append(self.api.thread)
+            out += self.api.threads
         return out
 
     def _health(self, depth: int) -> dict[str, Any]:
@@ -268,6 +268,11 @@ def main(argv: list[str] | None = None) -> int:
         if transport_url.startswith("fake:") and not args.all:
             raise ConfigError(f"{args.config_file}: [DEFAULT] transport_url = fake:// works "
                               "only in one process (--all); use rabbit://... for a cluster")
+        if (args.api or args.all) and settings.api.tls_cert_file:
+            # Before the bus and the database: a bad certificate is one line at once.
+            from congress_ha.api.tls import server_context
+
+            server_context(settings)
     except ConfigError as exc:
         print(f"congress-ha-server: {exc}", file=sys.stderr)
         return 2
@@ -280,6 +285,9 @@ def main(argv: list[str] | None = None) -> int:
     server = None
     try:
         check_reachable(transport_url, timeout=settings.ha.rpc_timeout * 5)
+        from congress_ha.tls_preflight import check_bus
+
+        check_bus(args.config_file, transport_url)
         server = Server(settings, args)
         stop = server.stopping
         for sig in (signal.SIGTERM, signal.SIGINT):

@@ -171,9 +171,13 @@ def test_haproxy_cfg_balances_over_the_api_pe_nodes(example_out: Path) -> None:
     text = (example_out / "haproxy.cfg").read_text()
     assert "bind 203.0.113.10:1789" in text
     assert "option httpchk GET /healthz" in text
-    servers = re.findall(r"^\s+server (\S+) (\S+) check$", text, re.MULTILINE)
-    assert servers == [("node1", "203.0.113.11:1789"), ("node2", "203.0.113.12:1789"),
-                       ("node3", "203.0.113.13:1789")]
+    servers = re.findall(r"^\s+server (\S+) (\S+) check( .*)?$", text, re.MULTILINE)
+    assert [s[:2] for s in servers] == [("node1", "203.0.113.11:1789"),
+                                        ("node2", "203.0.113.12:1789"),
+                                        ("node3", "203.0.113.13:1789")]
+    # The example turns TLS on: checks verify each API's certificate and name.
+    assert all("check-ssl verify required ca-file /etc/congress-ha/tls/ca.pem" in s[2]
+               and f"verifyhost {s[0]}" in s[2] for s in servers)
     assert "daemon" not in re.sub(r"#.*", "", text)  # Pacemaker keeps it in the foreground
 
 
@@ -359,3 +363,70 @@ def test_service_file_allowed_dirs_is_rendered_and_read_by_the_service(tmp_path:
     source.write_text(yaml.safe_dump(data))
     with pytest.raises(Exception, match=r"service.file_allowed_dirs: .*'/' would let"):
         render_to(source, tmp_path / "out2")
+
+
+# --------------------------------------------------------------------------
+# TLS (cluster.yaml tls)
+
+
+def test_tls_reaches_every_node_s_service_config(example_out: Path) -> None:
+    for name in NODES:
+        parser = configparser.ConfigParser(interpolation=None)
+        parser.read(example_out / f"congress-ha.{name}.conf")
+        assert parser["api"]["tls_cert_file"] == "/etc/congress-ha/tls/node.pem"
+        assert parser["api"]["tls_key_file"] == "/etc/congress-ha/tls/node.key"
+        assert parser["api"]["tls_ca_file"] == "/etc/congress-ha/tls/ca.pem"
+        assert parser["oslo_messaging_rabbit"]["ssl"] == "true"
+        assert parser["oslo_messaging_rabbit"]["ssl_ca_file"] == "/etc/congress-ha/tls/ca.pem"
+        assert parser["database"]["connection"].endswith(
+            "?sslmode=verify-full&sslrootcert=/etc/congress-ha/tls/ca.pem")
+
+
+def test_oslo_messaging_reads_the_rendered_ssl_options(example_out: Path,
+                                                       tmp_path: Path) -> None:
+    token = tmp_path / "api-token"
+    token.write_text("t0ken\n")
+    key = tmp_path / "bus.key"
+    key.write_text("k" * 40 + "\n")
+    key.chmod(0o600)
+    conf = tmp_path / "node1.conf"
+    conf.write_text((example_out / "congress-ha.node1.conf").read_text()
+                    .replace("/etc/congress-ha/api-token", str(token))
+                    .replace("/etc/congress-ha/bus.key", str(key)))
+    from oslo_messaging._drivers import impl_rabbit
+
+    oslo = service_config.oslo_conf(service_config.parse_file(str(conf)))
+    oslo.register_opts(impl_rabbit.rabbit_opts, group="oslo_messaging_rabbit")
+    assert oslo.oslo_messaging_rabbit.ssl is True
+    assert oslo.oslo_messaging_rabbit.ssl_ca_file == "/etc/congress-ha/tls/ca.pem"
+
+
+def test_without_tls_render_says_every_link_is_in_the_clear(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = variant(tmp_path, "plain", tls=None,
+                   transport_url="rabbit://congress:x@203.0.113.2:5672/")
+    args = argparse.Namespace(cluster=str(path), out=str(tmp_path / "out"), templates=None,
+                              check=False)
+    assert cli.run_render(args) == 0
+    assert "TLS: off on every link (API, bus, database)" in capsys.readouterr().out
+    text = (tmp_path / "out" / "congress-ha.node1.conf").read_text()
+    assert "tls_cert_file" not in text and "oslo_messaging_rabbit" not in text
+    assert "sslmode" not in text
+
+
+@pytest.mark.parametrize("tls", [True, False])
+def test_haproxy_cfg_passes_haproxy_c(tmp_path: Path, tls: bool) -> None:
+    haproxy = need("haproxy")
+    ca = tmp_path / "ca.pem"
+    from congress_ha.lab import tls as ca_tools
+
+    ca_tools.make_ca(tmp_path / "ca", "render test CA").cert.rename(ca)
+    changes: dict[str, object] = {"tls__ca_file": str(ca)} if tls else {
+        "tls": None, "transport_url": "rabbit://congress:x@203.0.113.2:5672/"}
+    out = render_to(variant(tmp_path, "haproxy", **changes), tmp_path / "out")
+    text = (out / "haproxy.cfg").read_text()
+    assert ("mode tcp" in text) is tls  # TLS passes through: haproxy holds no key
+    assert (f"check-ssl verify required ca-file {ca}" in text) is tls
+    proc = run([haproxy, "-c", "-f", str(out / "haproxy.cfg")], check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "WARNING" not in proc.stdout + proc.stderr, proc.stdout + proc.stderr

@@ -163,6 +163,16 @@ BAD = {
         "datasources_preferred_node: 'node3' does not have the role datasources"),
     "noauth-in-a-cluster": (lambda d: d["service"].update(auth_strategy="noauth"),
                             "service.auth_strategy: noauth would leave the API open"),
+    "tls-bus-on-the-plain-port": (
+        lambda d: d.update(transport_url="rabbit://congress:x@203.0.113.2:5672/"),
+        "transport_url: tls.bus is on, but 203.0.113.2:5672 is not on RabbitMQ's TLS port"),
+    "tls-api-without-a-key": (lambda d: d["tls"].pop("key_file"),
+                              "tls.key_file: missing for node1, node2, node3: tls.api is on"),
+    "tls-with-a-relative-ca": (lambda d: d["tls"].update(ca_file="ca.pem"),
+                               "tls.ca_file: 'ca.pem' must be an absolute path"),
+    "tls-sslmode-given-twice": (
+        lambda d: d.update(database_connection="postgresql://c:x@203.0.113.2/c?sslmode=require"),
+        "database_connection: sets sslmode while tls.database is on"),
     "three-at-once": (lambda d: (d["corosync"].update(token="fast"),
                                  d["service"].update(auth_strategy="ldap"),
                                  d["resources"]["monitor"]["api_pe"].update(depth=5)),
@@ -202,7 +212,7 @@ def as_inventory(data: dict[str, Any]) -> dict[str, Any]:
     assert len(order) == len(data["nodes"]), "a node is in neither group"
     variables: dict[str, Any] = {"congress_ha_cluster_venv": VENV}
     for key in ("datasources_preferred_node", "transport_url", "database_connection",
-                "vip", "corosync", "fencing", "resources"):
+                "vip", "corosync", "fencing", "resources", "tls"):
         if key in data:
             variables[f"congress_ha_cluster_{key}"] = data[key]
     variables["congress_ha_cluster_name"] = data["cluster_name"]

@@ -22,6 +22,14 @@ DSD = "congress-datasources"
 CLONE = "congress-api-pe-clone"
 API_PORT = 1789
 TOKEN_FILE = "/etc/congress-ha/api-token"  # written by the congress_ha role
+SERVICE_CONF = "/etc/congress-ha/congress-ha.conf"
+# curl on a node: $1 is host:port/path; https with the node's CA when its
+# service config has [api] tls_ca_file (rendered from cluster.yaml tls).
+API_CURL = (
+    f'where=$1; shift; ca=$(sed -n "s/^tls_ca_file = //p" {SERVICE_CONF} 2>/dev/null); '
+    'if [ -n "$ca" ]; then set -- "$@" --cacert "$ca" "https://$where"; '
+    'else set -- "$@" "http://$where"; fi; '
+    f'exec curl "$@" -H "X-Auth-Token: $(cat {TOKEN_FILE})"')
 
 TICK_RATE = 20  # ticks per second
 # The ticker keeps this many ticks in its table.  It must cover the longest
@@ -160,15 +168,16 @@ class Cluster:
     def api(self, method: str, path: str, body=None, node: str | None = None,
             timeout: float = 10) -> tuple[int, object]:
         """One request to the API of ``node`` (default: the first node), via curl there,
-        with the node's API token (a deployed cluster is never noauth)."""
+        with the node's API token (a deployed cluster is never noauth); over HTTPS,
+        verified with the node's [api] tls_ca_file, when its config turns TLS on."""
         node = node or self.nodes[0]
-        url = f"http://{self.d.address(node)}:{API_PORT}{path}"
-        argv = ["sh", "-c", f'exec curl "$@" -H "X-Auth-Token: $(cat {TOKEN_FILE})"', "curl",
+        where = f"{self.d.address(node)}:{API_PORT}{path}"
+        argv = ["sh", "-c", API_CURL, "curl", where,
                 "-sS", "-X", method, "--max-time", str(timeout), "-o", "-",
                 "-w", "\n%{http_code}", "-H", "Content-Type: application/json"]
         if body is not None:
             argv += ["--data-binary", "@-"]
-        r = self.d.run(node, argv + [url], timeout=timeout + 20,
+        r = self.d.run(node, argv, timeout=timeout + 20,
                        input=None if body is None else json.dumps(body))
         text, _, code = r.stdout.rpartition("\n")
         try:

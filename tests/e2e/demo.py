@@ -284,12 +284,15 @@ def main(argv: list[str] | None = None) -> int:
                 say("taking the lab down")
                 d.close()
     if not args.down:
+        # HTTPS with the lab's CA (the lab deploys TLS on every link) and the token.
+        curl = ('curl -s --cacert /etc/congress-ha/tls/ca.pem '
+                '-H "X-Auth-Token: $(cat /etc/congress-ha/api-token)"')
         print(f"""
 The lab {name} is still up. Look around:
   {lab} exec n1 -- crm_mon -1                 # the cluster, from node 1
   {lab} exec n1 -- congress-ha-ctl status     # every process on the bus
   {lab} exec n1 -- congress-ha-ctl leader     # the DSD's action leader and its history
-  {lab} exec n1 -- sh -c 'curl -s -H "X-Auth-Token: $(cat /etc/congress-ha/api-token)" http://{d.address('n1')}:1789/v1/ha/status'
+  {lab} exec n1 -- sh -c '{curl} https://{d.address('n1')}:1789/v1/ha/status'
   tail -f {c.action_log}                      # every executed action
   {lab} kill n2 ; {lab} start n2              # a fault of your own
 Take it down:

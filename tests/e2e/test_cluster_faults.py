@@ -47,6 +47,39 @@ def survivors(c: Cluster, victim: str) -> list[str]:
 
 
 # -- the DSD's node dies -----------------------------------------------------------------
+def test_the_three_links_are_tls_with_the_lab_ca(healthy):
+    """The deployed service speaks HTTPS only, and its bus connections and database
+    sessions are TLS (the lab's inventory turns TLS on with the lab's own CA)."""
+    c = healthy
+    node = c.nodes[0]
+    address = c.d.address(node)
+    ca = "/etc/congress-ha/tls/ca.pem"
+    for argv, expect in (
+            # HTTPS verified with the lab's CA (and the node's address in its cert) ...
+            (["curl", "-sS", "--cacert", ca, "-o", "/dev/null", "-w", "%{http_code}",
+              f"https://{address}:1789/healthz"], "200"),
+            # ... and nothing for plain HTTP on the same port.
+            (["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}",
+              f"http://{address}:1789/healthz"], "000")):
+        r = c.d.run(node, argv, timeout=30)
+        assert r.stdout.strip() == expect, (argv, r.stdout, r.stderr)
+    status, body = c.api("GET", "/v1/ha/status", node=node)  # the helper's https path
+    assert status == 200, body
+    infra = getattr(getattr(c.d, "plan", None), "infra_node", None)
+    if infra is None:
+        pytest.skip("the bus and the database are not the lab's: checked in the lab only")
+    r = c.d.run(infra.name, ["rabbitmqctl", "list_connections", "--quiet",
+                             "--no-table-headers", "ssl", "port", "user"], timeout=60)
+    rows = [line.split("\t") for line in r.stdout.splitlines() if line.strip()]
+    assert rows, r.stdout + r.stderr
+    assert all(row[0] == "true" and row[1] == "5671" for row in rows), rows
+    r = c.d.run(infra.name, ["psql", "-h", "/run/postgresql", "-U", "postgres", "-tAc",
+                             "SELECT s.ssl FROM pg_stat_ssl s JOIN pg_stat_activity a "
+                             "USING (pid) WHERE a.usename = 'congress'"], timeout=60)
+    sessions = r.stdout.split()
+    assert sessions and set(sessions) == {"t"}, r.stdout + r.stderr
+
+
 def test_killing_the_dsd_node_moves_the_dsd_and_loses_no_action(healthy):
     c = healthy
     tag = f"kill-dsd-{int(time.time())}"

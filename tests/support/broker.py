@@ -24,9 +24,11 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def running_broker(prefix: str):
-    """A started Broker, cleaned up (process and folder) however the block ends."""
-    broker = Broker(prefix=prefix)
+def running_broker(prefix: str, tls: tuple[Path, Path, Path] | None = None):
+    """A started Broker, cleaned up (process and folder) however the block ends.
+
+    ``tls``: (certificate, key, CA) of a TLS listener beside the plain one."""
+    broker = Broker(prefix=prefix, tls=tls)
     try:
         broker.start()
         yield broker
@@ -35,9 +37,12 @@ def running_broker(prefix: str):
 
 
 class Broker:
-    def __init__(self, prefix: str = "chtest"):
+    def __init__(self, prefix: str = "chtest", tls: tuple[Path, Path, Path] | None = None):
         self.base = Path(tempfile.mkdtemp(prefix=f"{prefix}-rabbit-"))
         self.port = free_port()
+        # TLS (optional): certificate, key and CA, copied where user rabbitmq reads them.
+        self.tls = tls
+        self.tls_port = free_port() if tls else None
         self.dist_port = free_port()
         self.epmd_port = free_port()
         self.epmd: subprocess.Popen | None = None
@@ -48,6 +53,18 @@ class Broker:
     @property
     def url(self) -> str:
         return f"rabbit://guest:guest@127.0.0.1:{self.port}/"
+
+    @property
+    def tls_url(self) -> str:
+        """The TLS listener's URL (clients need [oslo_messaging_rabbit] ssl options)."""
+        assert self.tls_port, "this broker has no TLS listener"
+        return f"rabbit://guest:guest@127.0.0.1:{self.tls_port}/"
+
+    def ctl(self, *args: str) -> subprocess.CompletedProcess:
+        """rabbitmqctl against this broker (as user rabbitmq: its Erlang cookie)."""
+        return subprocess.run(["rabbitmqctl", "-n", self.nodename, *args], env=self._env(),
+                              capture_output=True, text=True, timeout=60, check=False,
+                              user="rabbitmq", group="rabbitmq")
 
     def _env(self) -> dict[str, str]:
         env = dict(os.environ)
@@ -71,11 +88,25 @@ class Broker:
         if shutil.which("rabbitmq-server") is None and not os.path.exists(
                 "/usr/sbin/rabbitmq-server"):
             raise RuntimeError("rabbitmq-server is not installed: run `make setup`")
-        (self.base / "rabbitmq.conf").write_text(
-            f"listeners.tcp.default = 127.0.0.1:{self.port}\n"
-            "distribution.listener.interface = 127.0.0.1\n"
-            "loopback_users = none\n"
-            "log.console = false\n")
+        conf = (f"listeners.tcp.default = 127.0.0.1:{self.port}\n"
+                "distribution.listener.interface = 127.0.0.1\n"
+                "loopback_users = none\n"
+                "log.console = false\n")
+        if self.tls:
+            tls_dir = self.base / "tls"
+            tls_dir.mkdir(exist_ok=True)
+            for name, src in zip(("cert.pem", "key.pem", "ca.pem"), self.tls, strict=True):
+                shutil.copy(src, tls_dir / name)
+                os.chmod(tls_dir / name, 0o600)
+            conf += (f"listeners.ssl.default = 127.0.0.1:{self.tls_port}\n"
+                     f"ssl_options.cacertfile = {tls_dir / 'ca.pem'}\n"
+                     f"ssl_options.certfile = {tls_dir / 'cert.pem'}\n"
+                     f"ssl_options.keyfile = {tls_dir / 'key.pem'}\n"
+                     "ssl_options.versions.1 = tlsv1.3\n"
+                     "ssl_options.versions.2 = tlsv1.2\n"
+                     "ssl_options.verify = verify_none\n"
+                     "ssl_options.fail_if_no_peer_cert = false\n")
+        (self.base / "rabbitmq.conf").write_text(conf)
         (self.base / "enabled_plugins").write_text("[].\n")
         for d in ("mnesia", "log"):
             (self.base / d).mkdir(exist_ok=True)
@@ -105,8 +136,12 @@ class Broker:
             if pidfile.exists():
                 try:
                     with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
-                        self.pid = int(pidfile.read_text().strip())
-                        return
+                        pass
+                    if self.tls_port:
+                        with socket.create_connection(("127.0.0.1", self.tls_port), 0.5):
+                            pass
+                    self.pid = int(pidfile.read_text().strip())
+                    return
                 except (OSError, ValueError):
                     pass
             time.sleep(0.1)

@@ -8,6 +8,7 @@ PID we recorded.
 from __future__ import annotations
 
 import glob
+import os
 import shutil
 import signal
 import subprocess
@@ -27,9 +28,11 @@ def _bindir() -> Path:
 
 
 class Postgres:
-    def __init__(self, prefix: str = "chtest"):
+    def __init__(self, prefix: str = "chtest", tls: tuple[Path, Path] | None = None):
         self.base = Path(tempfile.mkdtemp(prefix=f"{prefix}-pg-"))
         self.port = free_port()
+        # ssl = on with this (certificate, key); clients choose sslmode in the URL.
+        self.tls = tls
         self.proc: subprocess.Popen | None = None
 
     @property
@@ -40,6 +43,13 @@ class Postgres:
         """A URL of ``database``: ``postgresql://`` (psycopg 3) or with ``+driver``."""
         scheme = f"postgresql+{driver}" if driver else "postgresql"
         return f"{scheme}://congress@127.0.0.1:{self.port}/{database}"
+
+    def sql(self, query: str) -> str:
+        """``query`` as superuser; its rows, one per line, columns separated by |."""
+        r = subprocess.run(["psql", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres",
+                            "-tAc", query], check=True, capture_output=True, text=True,
+                           user="postgres", group="postgres", cwd=str(self.base))
+        return r.stdout.strip()
 
     def create_database(self, name: str) -> str:
         """A new empty database owned by user congress; returns its URL."""
@@ -57,10 +67,19 @@ class Postgres:
         bindir = _bindir()
         self._run(str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres",
                   "--no-sync")
+        ssl_args: list[str] = []
+        if self.tls:
+            # PostgreSQL wants its key owned by itself and not readable by others.
+            for name, src in zip(("server.crt", "server.key"), self.tls, strict=True):
+                shutil.copy(src, self.base / name)
+                shutil.chown(self.base / name, "postgres", "postgres")
+                os.chmod(self.base / name, 0o600)
+            ssl_args = ["-c", "ssl=on", "-c", f"ssl_cert_file={self.base / 'server.crt'}",
+                        "-c", f"ssl_key_file={self.base / 'server.key'}"]
         self.proc = subprocess.Popen(
             [str(bindir / "postgres"), "-D", str(data), "-p", str(self.port),
              "-c", "listen_addresses=127.0.0.1", "-c", f"unix_socket_directories={self.base}",
-             "-c", "fsync=off"],
+             "-c", "fsync=off", *ssl_args],
             stdout=subprocess.DEVNULL, stderr=open(self.base / "postgres.log", "ab"),
             user="postgres", group="postgres", start_new_session=True)
         deadline = time.monotonic() + timeout

@@ -119,7 +119,7 @@ def test_every_mistake_is_reported_at_once() -> None:
     assert lines == [
         ("cluster.yaml: colour: unknown key; known keys: cluster_name, nodes, "
          "datasources_preferred_node, transport_url, database_connection, vip, haproxy, "
-         "corosync, fencing, service, resources"),
+         "corosync, fencing, service, resources, tls"),
         "cluster.yaml: nodes[1].address: missing; every node needs an address",
         "cluster.yaml: service.auth_strategy: 'ldap' is not one of token, keystone",
         "cluster.yaml: corosync.token: must be an integer ms; got the string 'fast'",
@@ -298,3 +298,88 @@ def test_render_applies_the_timing_relations_the_server_applies():
             ("resources", {"stop_timeout": "6s"}, "resources.stop_timeout: stop_timeout")):
         lines = errors_of(lambda d, s=section, v=values: d.setdefault(s, {}).update(v))
         assert any(words in line for line in lines), lines
+
+
+# --------------------------------------------------------------------------
+# tls
+
+
+def test_without_a_tls_section_every_link_is_in_the_clear() -> None:
+    data = copy.deepcopy(EXAMPLE)
+    del data["tls"]
+    data["transport_url"] = "rabbit://congress:x@203.0.113.2:5672/"
+    cluster = parse_cluster(data)
+    assert cluster.tls is None
+    assert "sslmode" not in cluster.database_connection
+
+
+def test_a_tls_section_turns_every_link_on_and_verifies_the_database_fully() -> None:
+    cluster = parse_cluster(copy.deepcopy(EXAMPLE))
+    assert cluster.tls is not None
+    assert (cluster.tls.api, cluster.tls.bus, cluster.tls.database) == (True, True, True)
+    assert cluster.database_connection == (
+        "postgresql://congress:CHANGE-ME@203.0.113.2/congress"
+        "?sslmode=verify-full&sslrootcert=/etc/congress-ha/tls/ca.pem")
+
+
+def test_mariadb_gets_pymysql_s_ca_and_hostname_check() -> None:
+    data = copy.deepcopy(EXAMPLE)
+    data["database_connection"] = "mysql+pymysql://congress:x@203.0.113.2/congress?charset=utf8"
+    url = parse_cluster(data).database_connection
+    assert url == ("mysql+pymysql://congress:x@203.0.113.2/congress?charset=utf8"
+                   "&ssl_ca=/etc/congress-ha/tls/ca.pem&ssl_check_hostname=true")
+
+
+def test_a_node_may_have_its_own_certificate() -> None:
+    data = copy.deepcopy(EXAMPLE)
+    data["tls"]["nodes"] = {"node3": {"cert_file": "/etc/pki/n3.pem"}}
+    tls = parse_cluster(data).tls
+    assert tls.node_files("node3") == {"cert_file": "/etc/pki/n3.pem",
+                                       "key_file": "/etc/congress-ha/tls/node.key"}
+    assert tls.node_files("node1")["cert_file"] == "/etc/congress-ha/tls/node.pem"
+
+
+def test_links_turned_off_need_no_files() -> None:
+    data = copy.deepcopy(EXAMPLE)
+    data["tls"] = {"api": False, "bus": False, "database": False}
+    data["transport_url"] = "rabbit://congress:x@203.0.113.2:5672/"
+    tls = parse_cluster(data).tls
+    assert (tls.api, tls.bus, tls.database) == (False, False, False)
+
+
+TLS_CASES = [
+    (lambda d: d["tls"].pop("ca_file"),
+     "cluster.yaml: tls.ca_file: missing: tls.bus and tls.database are on"),
+    (lambda d: d["tls"].update(nodes={"node9": {"cert_file": "/x.pem"}}),
+     "cluster.yaml: tls.nodes.node9: is not the name of a node in nodes"),
+    (lambda d: d["tls"].update(api="yes"), "cluster.yaml: tls.api: must be true or false"),
+    (lambda d: d["tls"].update(ciphers="HIGH"), "cluster.yaml: tls.ciphers: unknown key"),
+    (lambda d: d.update(transport_url="rabbit://c:x@203.0.113.2/"),
+     "cluster.yaml: transport_url: tls.bus is on, but 203.0.113.2 is not on RabbitMQ's "
+     "TLS port: write 5671"),
+    (lambda d: (d.update(transport_url="rabbit://c:x@203.0.113.2:5672/"),
+                d["tls"].update(bus=False, database=False), d["tls"].pop("ca_file")),
+     None),
+]
+
+
+@pytest.mark.parametrize("change,expected", TLS_CASES)
+def test_tls_mistakes_are_one_line_each(change, expected) -> None:
+    if expected is None:
+        data = copy.deepcopy(EXAMPLE)
+        change(data)
+        parse_cluster(data)  # the API alone needs no CA
+        return
+    line = one_error(change)
+    assert line.startswith(expected), line
+
+
+def test_tls_on_a_single_node_sqlite_database_is_refused() -> None:
+    def change(d):
+        d["nodes"] = d["nodes"][:1]
+        d["datasources_preferred_node"] = "node1"
+        d["fencing"]["nodes"] = {"node1": {"ip": "198.51.100.11"}}
+        d["database_connection"] = "sqlite:////var/lib/congress-ha/db.sqlite"
+    line = one_error(change)
+    assert line.startswith("cluster.yaml: tls.database: is on, but database_connection is "
+                           "sqlite://")

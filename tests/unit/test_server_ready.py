@@ -20,7 +20,7 @@ class Part:
 class Api:
     def __init__(self, listening):
         self._listening = listening
-        self.thread = None
+        self.threads = []
 
     def listening(self):
         return self._listening

@@ -8,13 +8,15 @@ ever a bug, logged with its traceback.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
+import socket
 from typing import Any
 
 from flask import Flask, request
 from werkzeug.exceptions import HTTPException
 
-from congress_ha.api import auth, openapi, routes
+from congress_ha.api import auth, openapi, routes, tls, tls_front
 from congress_ha.api.http import ApiError, error_response
 from congress_ha.api.rows import RowsCache
 from congress_ha.config import limit
@@ -85,27 +87,55 @@ def create_app(service: Any, settings: Any, oslo_conf: Any = None) -> Flask:
     return app
 
 
+def _family(host: str) -> socket.AddressFamily:
+    try:
+        return socket.AF_INET6 if ipaddress.ip_address(host).version == 6 else socket.AF_INET
+    except ValueError:
+        return socket.AF_INET  # a name: waitress resolves it the same way
+
+
 class ApiServer:
+    """waitress serving the app on host:port; with [api] tls_cert_file set, a TLS
+    front (api/tls.py) on host:port and waitress behind it on a private socket."""
+
     def __init__(self, app: Flask, host: str, port: int, settings: Any = None):
         from waitress.server import create_server
 
+        self.front = None
+        where: dict[str, Any] = {"host": host, "port": port}
+        if settings is not None and tls.enabled(settings):
+            context = tls.server_context(settings)
+            listen = socket.create_server((host, port), family=_family(host), backlog=1024,
+                                          reuse_port=False)
+            backend, name = tls_front.backend_socket()
+            self.front = tls_front.TlsFront(listen, context, name,
+                                      limit(settings, "api_connection_limit"))
+            where = {"sockets": [backend]}
         # waitress reads a chunked body whole before the app sees it: its own
         # cap makes an endless body stop at the limit instead of filling /tmp.
         self.server = create_server(
-            app, host=host, port=port, threads=8, ident="congress-ha",
+            app, threads=8, ident="congress-ha",
             max_request_body_size=limit(settings, "max_request_bytes"),
             connection_limit=limit(settings, "api_connection_limit"),
-            channel_timeout=limit(settings, "api_idle_timeout"))
+            channel_timeout=limit(settings, "api_idle_timeout"), **where)
         self.closing = False
         self.thread = Supervised("api", self.server.run, stopping=lambda: self.closing)
 
+    @property
+    def threads(self) -> list[Supervised]:
+        return [self.thread] + ([self.front.thread] if self.front else [])
+
     def start(self) -> None:
         self.thread.start()
+        if self.front is not None:
+            self.front.start()
 
     def listening(self) -> bool:
-        """The socket is bound (create_server binds it) and its loop thread runs."""
-        return self.thread.is_alive()
+        """The socket is bound (create_server binds it) and its loop threads run."""
+        return all(t.is_alive() for t in self.threads)
 
     def stop(self) -> None:
         self.closing = True
+        if self.front is not None:
+            self.front.stop()
         self.server.close()

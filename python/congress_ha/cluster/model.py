@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -138,6 +139,26 @@ class Service:
 
 
 @dataclass(frozen=True)
+class Tls:
+    """Which links use TLS and the files they use (paths on the nodes)."""
+
+    ca_file: str | None
+    cert_file: str | None
+    key_file: str | None
+    # Per node: its own cert_file/key_file where they differ from the shared ones.
+    nodes: dict[str, dict[str, str]]
+    api: bool
+    bus: bool
+    database: bool
+
+    def node_files(self, node: str) -> dict[str, str | None]:
+        """The API's certificate and key on ``node``."""
+        own = self.nodes.get(node, {})
+        return {"cert_file": own.get("cert_file", self.cert_file),
+                "key_file": own.get("key_file", self.key_file)}
+
+
+@dataclass(frozen=True)
 class Monitor:
     interval: Duration
     timeout: Duration
@@ -176,6 +197,8 @@ class Cluster:
     fencing: Fencing
     service: Service
     resources: Resources
+    # None: no tls section, every link in the clear (render says so).
+    tls: Tls | None = None
 
     @property
     def api_pe_nodes(self) -> tuple[Node, ...]:
@@ -197,7 +220,7 @@ class Cluster:
 
 _TOP_KEYS = ("cluster_name", "nodes", "datasources_preferred_node", "transport_url",
              "database_connection", "vip", "haproxy", "corosync", "fencing", "service",
-             "resources")
+             "resources", "tls")
 _NODE_KEYS = ("name", "address", "roles", "nodeid")
 
 
@@ -412,6 +435,127 @@ def _fencing(c: Checker, raw: Any, nodes: list[Node] | None) -> Fencing:
                     "fencing.monitor_interval", 1000)
     return Fencing(enabled=bool(enabled), agent=agent, params=params, nodes=per_node,
                    monitor_interval=interval)
+
+
+_TLS_KEYS = ("ca_file", "cert_file", "key_file", "nodes", "api", "bus", "database")
+# RabbitMQ's TLS port (its plain one, 5672, is oslo.messaging's default).
+AMQPS_PORT = 5671
+
+
+def _abs_path(c: Checker, value: Any, path: str) -> str | None:
+    text = c.string(value, path)
+    if text is not None and not text.startswith("/"):
+        c.error(path, f"{text!r} must be an absolute path on the nodes")
+        return None
+    return text
+
+
+def _tls(c: Checker, raw: Any, nodes: list[Node] | None, transport_url: str,
+         database: str) -> Tls | None:
+    """``nodes`` is None when some node is wrong: then node names are not checked here."""
+    if raw is None:
+        return None
+    entry = c.mapping(raw, "tls", _TLS_KEYS)
+    if entry is None:
+        return None
+    files = {k: _abs_path(c, entry[k], f"tls.{k}") if entry.get(k) is not None else None
+             for k in ("ca_file", "cert_file", "key_file")}
+    links = {}
+    for link in ("api", "bus", "database"):
+        value = c.boolean(entry.get(link, True), f"tls.{link}")
+        links[link] = True if value is None else value
+    per_node: dict[str, dict[str, str]] = {}
+    raw_nodes = entry.get("nodes")
+    if raw_nodes is not None and not isinstance(raw_nodes, dict):
+        c.error("tls.nodes", f"must be a mapping of node name to {{cert_file, key_file}}; "
+                             f"got {kind(raw_nodes)}")
+    elif raw_nodes:
+        for name, own in raw_nodes.items():
+            where = f"tls.nodes.{name}"
+            if nodes is not None and name not in {n.name for n in nodes}:
+                c.error(where, "is not the name of a node in nodes")
+                continue
+            given = c.mapping(own, where, ("cert_file", "key_file"))
+            if given:
+                per_node[name] = {k: v for k, v in ((k, _abs_path(c, v, f"{where}.{k}"))
+                                                    for k, v in given.items()) if v}
+    tls = Tls(ca_file=files["ca_file"], cert_file=files["cert_file"],
+              key_file=files["key_file"], nodes=per_node, **links)
+    if tls.api and nodes is not None:
+        for key in ("cert_file", "key_file"):
+            lacking = [n.name for n in nodes if n.api_pe and not tls.node_files(n.name)[key]]
+            if lacking:
+                c.error(f"tls.{key}", f"missing for {', '.join(lacking)}: tls.api is on, so "
+                                      "every api-pe node needs the API's certificate and "
+                                      f"key; give tls.{key} (or tls.nodes.NODE.{key}), or "
+                                      "set tls.api: false")
+    needs = [link for link in ("bus", "database") if links[link]]
+    if needs and not tls.ca_file:
+        c.error("tls.ca_file", f"missing: {' and '.join(f'tls.{n}' for n in needs)} "
+                               f"{'is' if len(needs) == 1 else 'are'} on, and the nodes "
+                               "verify the servers' certificates against this CA; give it, "
+                               f"or set {' and '.join(f'tls.{n}: false' for n in needs)}")
+    if links["bus"] and transport_url:
+        _check_bus_url(c, transport_url)
+    if links["database"] and database:
+        _check_database_url(c, database)
+    return tls
+
+
+def _url_parts(url: str) -> urllib.parse.SplitResult | None:
+    try:
+        return urllib.parse.urlsplit(url)
+    except ValueError:
+        return None
+
+
+def _check_bus_url(c: Checker, url: str) -> None:
+    parts = _url_parts(url)
+    if parts is None or not parts.scheme.startswith("rabbit"):
+        c.error("tls.bus", "is on, but transport_url is not rabbit://; TLS is rendered for "
+                           "RabbitMQ only")
+        return
+    for host in parts.netloc.rsplit("@", 1)[-1].split(","):
+        port = host.rsplit(":", 1)[1] if ":" in host.rsplit("]", 1)[-1] else ""
+        if port != str(AMQPS_PORT):
+            c.error("transport_url", f"tls.bus is on, but {host or 'a host'} is not on "
+                                     f"RabbitMQ's TLS port: write {AMQPS_PORT} "
+                                     "explicitly (5672, the default, is the plain one)")
+            return
+
+
+def _check_database_url(c: Checker, url: str) -> None:
+    parts = _url_parts(url)
+    scheme = parts.scheme.split("+")[0] if parts else ""
+    if scheme not in ("postgresql", "mysql", "mariadb"):
+        c.error("tls.database", f"is on, but database_connection is {scheme or 'not a'}:// "
+                                "(TLS is rendered for PostgreSQL and MariaDB); set "
+                                "tls.database: false")
+        return
+    assert parts is not None
+    given = {k for k, _ in urllib.parse.parse_qsl(parts.query)}
+    ours = {"sslmode", "sslrootcert"} if scheme == "postgresql" else {"ssl_ca",
+                                                                     "ssl_check_hostname"}
+    clash = sorted(given & ours)
+    if clash:
+        c.error("database_connection", f"sets {', '.join(clash)} while tls.database is on, "
+                                       "which renders them (verify-full against "
+                                       "tls.ca_file); remove them from the URL")
+
+
+def database_url(database: str, tls: Tls | None) -> str:
+    """The URL the service uses: with tls.database on, the driver verifies the server's
+    certificate against tls.ca_file and its name against the URL's host."""
+    if tls is None or not tls.database or not tls.ca_file:
+        return database
+    parts = urllib.parse.urlsplit(database)
+    if parts.scheme.split("+")[0] == "postgresql":
+        extra = [("sslmode", "verify-full"), ("sslrootcert", tls.ca_file)]
+    else:  # PyMySQL through SQLAlchemy: ssl={"ca": ..., "check_hostname": True}
+        extra = [("ssl_ca", tls.ca_file), ("ssl_check_hostname", "true")]
+    query = urllib.parse.parse_qsl(parts.query, keep_blank_values=True) + extra
+    return urllib.parse.urlunsplit(parts._replace(
+        query=urllib.parse.urlencode(query, safe="/")))
 
 
 def _service(c: Checker, raw: Any) -> Service:
@@ -669,17 +813,21 @@ def parse_cluster(data: Any, source: str = "cluster.yaml") -> Cluster:
 
     preferred = _preferred(c, data.get("datasources_preferred_node"), nodes, complete)
     multi = isinstance(data.get("nodes"), list) and len(data["nodes"]) > 1
+    before = len(c.lines)
     transport_url = _url(
         c, data.get("transport_url"), "transport_url",
         "oslo.messaging transport URL, e.g. rabbit://user:pass@host:5672/",
         lambda scheme: ("fake:// is in-process only (congress-ha-server --all); a cluster "
                         "needs a real broker, e.g. rabbit://") if scheme == "fake" else None)
+    bus_ok = len(c.lines) == before
+    before = len(c.lines)
     database = _url(
         c, data.get("database_connection"), "database_connection",
         "SQLAlchemy URL of the shared database, e.g. postgresql://...",
         lambda scheme: ("sqlite is one node's local file; the nodes of a cluster must "
                         "share PostgreSQL or MariaDB")
         if scheme.startswith("sqlite") and multi else None)
+    database_ok = len(c.lines) == before
 
     service = _service(c, data.get("service"))
     vip = _vip(c, data.get("vip"), nodes)
@@ -688,14 +836,17 @@ def parse_cluster(data: Any, source: str = "cluster.yaml") -> Cluster:
     corosync = _corosync(c, data.get("corosync"))
     fencing = _fencing(c, data.get("fencing"), nodes if complete else None)
     resources = _resources(c, data.get("resources"))
+    # A URL already wrong is one line, not one more per TLS check of it.
+    tls = _tls(c, data.get("tls"), nodes if complete else None,
+               transport_url if bus_ok else "", database if database_ok else "")
     if c.lines:
         raise ClusterConfigError(c.lines)
     assert name is not None and preferred is not None
     return Cluster(source=source, name=name, nodes=tuple(nodes),
                    datasources_preferred_node=preferred, transport_url=transport_url,
-                   database_connection=database, vip=vip, haproxy=haproxy,
-                   corosync=corosync, fencing=fencing, service=service,
-                   resources=resources)
+                   database_connection=database_url(database, tls), vip=vip,
+                   haproxy=haproxy, corosync=corosync, fencing=fencing, service=service,
+                   resources=resources, tls=tls)
 
 
 def _preferred(c: Checker, raw: Any, nodes: list[Node], complete: bool) -> str | None:
@@ -731,6 +882,7 @@ __all__ = [
     "Node",
     "Resources",
     "Service",
+    "Tls",
     "Vip",
     "load_cluster",
     "parse_cluster",

@@ -114,7 +114,9 @@ def template_context(cluster: Cluster) -> dict[str, Any]:
     Every field of the model's sections reaches the templates under its own
     name, so a new cluster.yaml key needs no change here.
     """
-    nodes = [{**_plain(n), "api_pe": n.api_pe, "datasources": n.datasources}
+    tls = cluster.tls
+    nodes = [{**_plain(n), "api_pe": n.api_pe, "datasources": n.datasources,
+              "tls": tls.node_files(n.name) if tls is not None and tls.api else None}
              for n in cluster.nodes]
     fencing = cluster.fencing
     devices = []
@@ -146,6 +148,8 @@ def template_context(cluster: Cluster) -> dict[str, Any]:
             "service": {**_plain(cluster.service),
                         "ha": {k: _ini(v) for k, v in cluster.service.ha.items()}},
             "resources": resources,
+            # None, or {ca_file, cert_file, key_file, nodes, api, bus, database}.
+            "tls": _plain(tls),
         },
     }
 
@@ -214,6 +218,14 @@ def render_cluster(cluster: Cluster, out_dir: str | os.PathLike[str],
             result.skipped.append(f"haproxy.cfg: removed the one an earlier render left in "
                                   f"{out}")
 
+    if cluster.tls is None:
+        result.skipped.append(f"TLS: off on every link (API, bus, database): "
+                              f"{context['source']} has no tls section (docs/security.md)")
+    else:
+        off = [link for link in ("api", "bus", "database") if not getattr(cluster.tls, link)]
+        if off:
+            result.skipped.append(f"TLS: off for {', '.join(off)} (tls.{off[0]}: false in "
+                                  f"{context['source']})")
     wanted = {name for _, name, _, _ in jobs}
     for old in sorted(out.glob("congress-ha.*.conf")):
         if old.name not in wanted:

@@ -13,11 +13,15 @@ import socket
 import subprocess
 import time
 
-from .plan import AMQP_PORT, LAB_USER, NETWORK, PG_PORT
+from .plan import AMQP_PORT, AMQPS_PORT, LAB_USER, NETWORK, PG_PORT
 
 PG_BIN = "/usr/lib/postgresql/15/bin"
 PGDATA = "/var/lib/postgresql/lab"
 PG_SOCKET_DIR = "/run/postgresql"
+# Certificates of the lab's CA, in the infra node's private folders (node.py
+# installs them at `up`), owned by the server that reads them.
+RABBITMQ_TLS_DIR = "/etc/rabbitmq/tls"
+PG_TLS_DIR = "/var/lib/postgresql/tls"
 
 
 def rabbitmq_env(lab: str) -> str:
@@ -40,6 +44,17 @@ def rabbitmq_conf(address: str, password: str) -> str:
         "default_permissions.read = .*\n"
         "default_permissions.write = .*\n"
         "log.file.level = info\n"
+        # TLS beside the plain listener; clients verify the server, it asks for
+        # no client certificate (they log in with the password).
+        f"listeners.ssl.1 = {address}:{AMQPS_PORT}\n"
+        f"listeners.ssl.2 = 127.0.0.1:{AMQPS_PORT}\n"
+        f"ssl_options.cacertfile = {RABBITMQ_TLS_DIR}/ca.pem\n"
+        f"ssl_options.certfile = {RABBITMQ_TLS_DIR}/server.pem\n"
+        f"ssl_options.keyfile = {RABBITMQ_TLS_DIR}/server.key\n"
+        "ssl_options.versions.1 = tlsv1.3\n"
+        "ssl_options.versions.2 = tlsv1.2\n"
+        "ssl_options.verify = verify_none\n"
+        "ssl_options.fail_if_no_peer_cert = false\n"
     )
 
 
@@ -95,7 +110,9 @@ def start_postgres(spawn, log, address: str, password: str) -> int:
         "postgres",
         [f"{PG_BIN}/postgres", "-D", PGDATA,
          "-c", f"listen_addresses={address},127.0.0.1", "-c", f"port={PG_PORT}",
-         "-c", f"unix_socket_directories={PG_SOCKET_DIR}"],
+         "-c", f"unix_socket_directories={PG_SOCKET_DIR}",
+         "-c", "ssl=on", "-c", f"ssl_cert_file={PG_TLS_DIR}/server.pem",
+         "-c", f"ssl_key_file={PG_TLS_DIR}/server.key"],
         env=env, cwd="/var/lib/postgresql", log="/var/log/postgresql/postgres.log", **user,
     )  # fmt: skip
     deadline = time.monotonic() + 30

@@ -41,6 +41,7 @@ def inventory(plan: LabPlan) -> dict:
     }
     if plan.transport_url:
         common["congress_ha_transport_url"] = plan.transport_url
+        common["congress_ha_transport_url_tls"] = plan.transport_url_tls
         common["congress_ha_database_connection"] = plan.database_url
     children: dict = {
         "cluster": {

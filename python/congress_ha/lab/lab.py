@@ -17,13 +17,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 from . import fence, netns, node
+from . import tls as lab_tls
 from .plan import LabPlan, NodePlan, PlanError
 from .power import PowerError, request
 from .state import ProcRecord, load_plan, node_pids, power_pid, save_plan, write_json
 
 Say = Callable[[str], None]
 
-REQUIRED = ["ip", "unshare", "nsenter", "mount", "sshd", "ssh-keygen"]
+REQUIRED = ["ip", "unshare", "nsenter", "mount", "sshd", "ssh-keygen", "openssl"]
 CLUSTER_REQUIRED = ["corosync", "corosync-cfgtool", "pacemakerd", "crm_mon"]
 INFRA_REQUIRED = ["/usr/lib/rabbitmq/bin/rabbitmq-server", "/usr/lib/postgresql/15/bin/initdb"]
 
@@ -105,9 +106,12 @@ def _build(plan: LabPlan, say: Say, t0: float) -> None:
                     "-f", str(plan.ssh_key)], check=True, stdout=subprocess.DEVNULL)  # fmt: skip
     shutil.copy(str(plan.ssh_key) + ".pub", ssh / "authorized_keys")
     authkey = os.urandom(256) if plan.crypto else None
+    ca = lab_tls.make_ca(plan.tls_dir, f"congress-ha lab {plan.name} CA")
     for n in plan.nodes:
         node.prepare(plan, n, authkey)
-    say(f"state, keys and node configs written {_elapsed(t)}")
+        node.install_tls(plan, n, ca)
+    say(f"state, keys, node configs and TLS certificates (CA {ca.cert}) written "
+        f"{_elapsed(t)}")
 
     t = time.monotonic()
     netns.create_lan(plan)
@@ -285,6 +289,8 @@ def status(plan: LabPlan) -> dict:
         "power_switch": "running" if sw and sw.alive() else "not running",
         "ssh_key": str(plan.ssh_key),
         "transport_url": plan.transport_url,
+        "transport_url_tls": plan.transport_url_tls,
+        "tls_ca": str(plan.tls_dir / "ca.pem"),
         "database_connection": plan.database_url,
         "nodes": nodes,
     }

@@ -12,7 +12,8 @@ import time
 from pathlib import Path
 
 from . import cluster, infra
-from .plan import LabPlan, NodePlan, hosts_file
+from . import tls as lab_tls
+from .plan import NODE_TLS_DIR, LabPlan, NodePlan, hosts_file
 from .state import ProcRecord, node_pids, read_json, write_json
 
 # Private directories of every node: (mount point, owner, group, mode, subdirs).
@@ -118,6 +119,25 @@ def _write(path: Path, text: str | bytes, mode: int = 0o644, owner: tuple | None
     os.chmod(path, mode)
     if owner:
         shutil.chown(path, *owner)
+
+
+def install_tls(plan: LabPlan, node: NodePlan, ca: lab_tls.Issued) -> None:
+    """The node's certificate of the lab's CA (its name and address), where its servers
+    read it: the cluster nodes' /etc/congress-ha/tls (node.pem, node.key 0600, ca.pem),
+    the infra's RabbitMQ and PostgreSQL folders (keys owned by their server, 0600)."""
+    issued = lab_tls.issue(ca, plan.tls_dir, node.name, [node.name], [node.address])
+    root = plan.node_dir(node) / "root"
+    if node.role == "cluster":
+        targets = [(NODE_TLS_DIR, "node", ("root", "root"))]
+    else:
+        targets = [(infra.RABBITMQ_TLS_DIR, "server", ("rabbitmq", "rabbitmq")),
+                   (infra.PG_TLS_DIR, "server", ("postgres", "postgres"))]
+    for folder, stem, owner in targets:
+        where = root / folder.lstrip("/")
+        _mkdir(where, owner[0], owner[1], 0o750)
+        _write(where / "ca.pem", ca.cert.read_bytes(), 0o644, owner)
+        _write(where / f"{stem}.pem", issued.cert.read_bytes(), 0o644, owner)
+        _write(where / f"{stem}.key", issued.key.read_bytes(), 0o600, owner)
 
 
 def prepare(plan: LabPlan, node: NodePlan, authkey: bytes | None) -> None:

@@ -32,7 +32,11 @@ LAB_USER = "congress"
 # (LabPlan.secret): a deployed lab shows where a password could leak, and one
 # equal to its user name would be found everywhere that name is.
 AMQP_PORT = 5672
+AMQPS_PORT = 5671  # RabbitMQ's TLS listener, with a certificate of the lab's CA
 PG_PORT = 5432
+
+# The lab's private CA (made at `up`) and where the nodes find its files.
+NODE_TLS_DIR = "/etc/congress-ha/tls"
 
 
 class PlanError(ValueError):
@@ -130,6 +134,19 @@ class LabPlan:
         if infra is None:
             return None
         return f"rabbit://{LAB_USER}:{self.secret}@{infra.address}:{AMQP_PORT}/"
+
+    @property
+    def transport_url_tls(self) -> str | None:
+        """The bus over TLS: the infra's 5671, verified against the lab's CA."""
+        infra = self.infra_node
+        if infra is None:
+            return None
+        return f"rabbit://{LAB_USER}:{self.secret}@{infra.address}:{AMQPS_PORT}/"
+
+    @property
+    def tls_dir(self) -> Path:
+        """The lab's CA (ca.pem, ca.key) and every node's certificate, on the host."""
+        return self.state_dir / "tls"
 
     @property
     def database_url(self) -> str | None:
