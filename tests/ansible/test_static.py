@@ -86,9 +86,9 @@ def test_a_failed_resource_build_shows_its_output_with_secrets_masked(tmp_path: 
     the log, the fence password and the URL passwords are not."""
     role = ANSIBLE / "roles" / "congress_ha_resources"
     context = {"cluster": {
-        "fencing": {"devices": [{"id": "fence-n1", "params": {
-            "ip": "203.0.113.50", "username": "admin", "password": "fence-pw-42",
-            "pcmk_host_list": "n1"}}]},
+        "fencing": {"devices": [{"id": "fence-n1", "secret": "fence-pw-42", "params": {
+            "ip": "203.0.113.50", "username": "admin", "pcmk_host_list": "n1",
+            "password_script": "/bin/cat /etc/congress-ha/fence/fence-n1.password"}}]},
         "transport_url": "rabbit://congress:bus-pw-43@203.0.113.2:5672/",
         "database_connection": "postgresql://congress:db-pw-44@203.0.113.2/congress"}}
     build = {"rc": 1, "stdout": "",

@@ -36,7 +36,7 @@ def built(request: pytest.FixtureRequest,
         source = EXAMPLE
     elif request.param == "minimal-with-awkward-values":
         source = variant(tmp, "awkward", MINIMAL,
-                         fencing__params__password="s3cr et$x'y\"z",
+                         fencing__params__username="s3cr et$x'y\"z",
                          service={"config_file": "/etc/congress ha/c.conf"})
     else:
         source = variant(tmp, "vip", EXAMPLE, haproxy=None, fencing={"enabled": False})

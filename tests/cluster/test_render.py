@@ -43,7 +43,8 @@ NODES = ["node1", "node2", "node3"]
 def test_render_writes_every_file_of_the_example(example_out: Path) -> None:
     names = sorted(p.name for p in example_out.iterdir())
     assert names == ["cib.xml", "congress-ha.node1.conf", "congress-ha.node2.conf",
-                     "congress-ha.node3.conf", "corosync.conf", "haproxy.cfg",
+                     "congress-ha.node3.conf", "corosync.conf", "fence-node1.password",
+                     "fence-node2.password", "fence-node3.password", "haproxy.cfg",
                      "resources.crm", "resources.pcs.sh"]
 
 
@@ -53,7 +54,7 @@ def test_render_returns_the_paths_it_wrote(tmp_path: Path) -> None:
 
 
 def test_files_with_secrets_are_private(example_out: Path) -> None:
-    for name in ("congress-ha.node1.conf", "resources.crm", "cib.xml"):
+    for name in ("congress-ha.node1.conf", "resources.crm", "cib.xml", "fence-node1.password"):
         assert (example_out / name).stat().st_mode & 0o077 == 0, name
     assert os.access(example_out / "resources.pcs.sh", os.X_OK)
 
@@ -430,3 +431,41 @@ def test_haproxy_cfg_passes_haproxy_c(tmp_path: Path, tls: bool) -> None:
     proc = run([haproxy, "-c", "-f", str(out / "haproxy.cfg")], check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "WARNING" not in proc.stdout + proc.stderr, proc.stdout + proc.stderr
+
+
+# --------------------------------------------------------------------------
+# Fence passwords: in root-only files, never in the CIB
+
+
+def test_fence_passwords_go_to_private_files_and_the_cib_reads_them(tmp_path: Path) -> None:
+    source = variant(tmp_path, "fence", fencing__params__password="shared-pw-1",
+                     fencing__nodes__node3={"ip": "198.51.100.13", "password": "own-pw-3"})
+    out = render_to(source, tmp_path / "out")
+    for name in ("cib.xml", "resources.crm", "resources.pcs.sh"):
+        text = (out / name).read_text()
+        assert "shared-pw-1" not in text and "own-pw-3" not in text, name
+        for node in NODES:
+            assert f"/bin/cat /etc/congress-ha/fence/fence-{node}.password" in text, name
+    assert (out / "fence-node1.password").read_text() == "shared-pw-1\n"
+    assert (out / "fence-node3.password").read_text() == "own-pw-3\n"  # the node's own wins
+    for node in NODES:
+        assert oct((out / f"fence-{node}.password").stat().st_mode & 0o777) == "0o600"
+    # Without passwords the files go: none is left behind from an earlier render.
+    no_pw = variant(tmp_path, "nopw", fencing__params__password=None,
+                    fencing__nodes__node3={"ip": "198.51.100.13"})
+    render_to(no_pw, out)
+    assert not list(out.glob("fence-*.password"))
+    assert "password_script" not in (out / "cib.xml").read_text()
+
+
+def test_a_fence_password_and_a_script_of_ones_own_are_refused_together(
+        tmp_path: Path) -> None:
+    source = variant(tmp_path, "both", fencing__params__password_script="/usr/bin/vault-pw")
+    with pytest.raises(Exception, match=r"fencing\.params\.password_script: and a password"):
+        render_to(source, tmp_path / "out")
+    # A script alone is the operator's own way, kept as given.
+    own = variant(tmp_path, "own", fencing__params__password=None,
+                  fencing__params__password_script="/usr/bin/vault-pw node")
+    out = render_to(own, tmp_path / "out2")
+    assert 'name="password_script" value="/usr/bin/vault-pw node"' in (out / "cib.xml").read_text()
+    assert not list(out.glob("fence-*.password"))

@@ -67,6 +67,15 @@ PLAYBOOK = """
                    else []) }}"
       delegate_to: localhost
       run_once: true
+    - name: Write the fence passwords as tasks/fence_secrets.yml installs them
+      ansible.builtin.copy:
+        content: "{{ item.secret }}\\n"
+        dest: "{{ out }}/{{ item.secret_file | basename }}"
+        mode: "0600"
+      loop: "{{ congress_ha_cluster_context.cluster.fencing.devices
+                | rejectattr('secret', 'none') | list }}"
+      delegate_to: localhost
+      run_once: true
     - name: Render the seed CIB
       ansible.builtin.template:
         src: "{{ congress_ha_cluster_templates_dir }}/seed-cib.xml.j2"

@@ -92,6 +92,13 @@ class Driver:
         """The file at ``path`` as every node wrote it (concatenated where not shared)."""
         raise NotImplementedError
 
+    def power_events(self) -> list[dict] | None:
+        """The power switch's history, where the driver has one (the lab's)."""
+        return None
+
+    def fence_requests(self) -> list[dict] | None:
+        return None
+
     def close(self) -> None:
         """Release what the driver made (a lab is taken down)."""
 
@@ -187,10 +194,20 @@ class LabDriver(Driver):
         except subprocess.TimeoutExpired as exc:
             return subprocess.CompletedProcess(exc.cmd, 124, "", f"timed out after {timeout}s")
 
-    def _event_time(self, op: str, node: str, after: float) -> float:
+    def power_events(self) -> list[dict]:
+        """The lab power switch's history: {op, node, by, time, changed, password}."""
         from congress_ha.lab import power
 
-        events = power.request(self.plan.power_socket, {"op": "events"})["events"]
+        return power.request(self.plan.power_socket, {"op": "events"})["events"]
+
+    def fence_requests(self) -> list[dict]:
+        """The fence agent's requests to the switch (monitors too): {op, node, time, password}."""
+        from congress_ha.lab import power
+
+        return power.request(self.plan.power_socket, {"op": "fence_requests"})["requests"]
+
+    def _event_time(self, op: str, node: str, after: float) -> float:
+        events = self.power_events()
         times = [e["time"] for e in events
                  if e["op"] == op and e["node"] == node and e["time"] >= after]
         return min(times) if times else time.time()

@@ -277,6 +277,11 @@ def test_moving_the_dsd_hands_over_without_losing_actions(healthy, shell):
 # Where a node may keep a secret: only these files, and only root may read them.
 SECRET_FILES = {"/etc/congress-ha/congress-ha.conf", "/etc/congress-ha/api-token",
                 "/etc/congress-ha/bus.key"}
+FENCE_SECRET_DIR = "/etc/congress-ha/fence"  # fence-NODE.password, one per device
+
+
+def secret_files(c: Cluster) -> set[str]:
+    return SECRET_FILES | {f"{FENCE_SECRET_DIR}/fence-{n}.password" for n in c.nodes}
 SCANNED = ["/etc/congress-ha", "/var/log", "/var/lib/congress-ha", "/var/lib/pacemaker",
            "/run/congress-ha"]
 
@@ -293,7 +298,8 @@ def node_secrets(c: Cluster, node: str) -> set[str]:
         for part in urlsplit(url).netloc.split(","):
             if "@" in part and ":" in part.split("@")[0]:
                 found.add(part.split("@")[0].split(":", 1)[1])
-    for path in ("/etc/congress-ha/api-token", "/etc/congress-ha/bus.key"):
+    fence = [f"{FENCE_SECRET_DIR}/fence-{n}.password" for n in c.nodes]
+    for path in ("/etc/congress-ha/api-token", "/etc/congress-ha/bus.key", *fence):
         found |= {line.strip() for line in c.d.run(node, ["cat", path]).stdout.splitlines()
                   if line.strip() and not line.startswith("#")}
     return {s for s in found if len(s) >= 8}
@@ -301,16 +307,31 @@ def node_secrets(c: Cluster, node: str) -> set[str]:
 
 def test_no_secret_in_ps_logs_the_cib_or_a_readable_file(healthy):
     """Issue 13's check on the deployed cluster, after faults have run: the bus and
-    database passwords, the API token and the bus key appear in no process's
-    command line, no log, not in the CIB, and in no file but their own 0600 ones."""
+    database passwords, the API token, the bus key and the fence password appear in
+    no process's command line, no log, not in the CIB, and in no file but their own
+    0600 ones."""
     c = healthy
     secrets = set()
     for node in c.nodes:
         secrets |= node_secrets(c, node)
-    assert len(secrets) >= 3, "expected a bus password, a database password, a token, a key"
+    assert len(secrets) >= 4, "expected a bus and database password, a token, a key " \
+                              "and a fence password"
     cib = c.crm(c.nodes[0], "cibadmin", "-Q").stdout
     assert "<cib" in cib
     assert not [s for s in secrets if s in cib], "a secret is in the CIB"
+    # In the lab (whose inventory gives every fence device a password): each
+    # device reads it from its file, and every request of the fence agent
+    # (the devices' monitors, the fencing that earlier tests caused) carried
+    # it; the lab's power switch refuses a wrong one.
+    requests = c.d.fence_requests()
+    if requests is not None:
+        for node in c.nodes:
+            assert f'value="/bin/cat {FENCE_SECRET_DIR}/fence-{node}.password"' in cib, \
+                f"fence-{node} has no password_script in the CIB"
+        assert requests, "the fence agent never ran: its password was never used"
+        assert all(r["password"] for r in requests), \
+            f"fence requests without the password: {[r for r in requests if not r['password']]}"
+    files = secret_files(c) if requests is not None else SECRET_FILES
     for node in c.nodes:
         ps = c.d.run(node, ["ps", "-eo", "args"]).stdout
         assert len(ps.splitlines()) > 3
@@ -319,9 +340,9 @@ def test_no_secret_in_ps_logs_the_cib_or_a_readable_file(healthy):
         hits = c.d.run(node, ["sh", "-c", 'grep -rlsF -f /dev/stdin "$@" || true', "grep",
                               *SCANNED], input="\n".join(sorted(secrets)) + "\n",
                        timeout=120).stdout.split()
-        assert set(hits) <= SECRET_FILES, f"secrets in {sorted(set(hits) - SECRET_FILES)} " \
-                                          f"on {node}"
-        modes = c.d.run(node, ["stat", "-c", "%n %a %U", *sorted(SECRET_FILES)]).stdout
+        assert set(hits) <= files, f"secrets in {sorted(set(hits) - files)} on {node}"
+        modes = c.d.run(node, ["stat", "-c", "%n %a %U", *sorted(files)]).stdout
+        assert len(modes.splitlines()) == len(files), f"{node}: a secret file is missing"
         for line in modes.splitlines():
             path, mode, owner = line.split()
             assert int(mode, 8) & 0o077 == 0 and owner == "root", f"{node}: {line}"

@@ -98,6 +98,27 @@ def test_fence_agent_reboot_list_and_monitor(plain_lab):
     assert r.returncode != 0
 
 
+def test_fence_agent_gives_the_password_its_script_reads_and_the_switch_checks_it(
+        plain_lab, tmp_path):
+    """As a deployed CIB runs it: password_script reads a root-only file (never the
+    password on a command line); the lab's switch refuses a wrong one."""
+    sock = str(plain_lab.plan.power_socket)
+    node = f"{plain_lab.name}-n1"
+    secret = plain_lab.plan.fence_secret
+    assert len(secret) == 32, "the lab drew no fence password"
+    right, wrong = tmp_path / "right.password", tmp_path / "wrong.password"
+    right.write_text(secret + "\n")
+    wrong.write_text("not-" + secret + "\n")
+    for f in (right, wrong):
+        f.chmod(0o600)
+    for path, ok in ((right, True), (wrong, False)):
+        r = _agent(stdin=f"action=status\nport={node}\nsocket={sock}\n"
+                         f"password_script=/bin/cat {path}\n")
+        assert (r.returncode == 0) is ok, r.stdout + r.stderr
+        assert ("wrong password" in r.stdout + r.stderr) is not ok, r.stdout + r.stderr
+        assert secret not in r.stdout + r.stderr
+
+
 def test_fence_agent_metadata_works_as_hacluster(plain_lab):
     r = subprocess.run(["su", "-s", "/bin/sh", "hacluster", "-c", f"{AGENT} -o metadata"],
                        capture_output=True, text=True, timeout=30, check=False)  # fmt: skip

@@ -44,9 +44,12 @@ def test_the_documented_example_validates() -> None:
     assert [n.name for n in cluster.datasources_nodes] == ["node1", "node2"]
     assert [n.nodeid for n in cluster.nodes] == [1, 2, 3]
     assert cluster.datasources_preferred_node == "node1"
+    # The password never goes into the CIB: its device reads it from a root-only file.
     assert cluster.fencing.device_params("node2") == {
-        "lanplus": "1", "username": "admin", "password": "CHANGE-ME",
-        "ip": "198.51.100.12", "pcmk_host_list": "node2"}
+        "lanplus": "1", "username": "admin", "ip": "198.51.100.12",
+        "password_script": "/bin/cat /etc/congress-ha/fence/fence-node2.password",
+        "pcmk_host_list": "node2"}
+    assert cluster.fencing.device_secret("node2") == "CHANGE-ME"
     assert cluster.haproxy.enabled and cluster.vip is not None
 
 

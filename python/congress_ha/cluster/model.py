@@ -98,12 +98,35 @@ class Fencing:
     nodes: dict[str, dict[str, str]]
     monitor_interval: Duration
 
-    def device_params(self, node: str) -> dict[str, str]:
-        """The fence device's parameters for ``node``: shared, then the node's own."""
+    def _merged(self, node: str) -> dict[str, str]:
         merged = dict(self.params)
         merged.update(self.nodes.get(node, {}))
+        return merged
+
+    def device_params(self, node: str) -> dict[str, str]:
+        """The fence device's parameters for ``node`` as the CIB holds them: shared,
+        then the node's own; a password replaced by a script that reads its file."""
+        merged = self._merged(node)
+        if any(merged.pop(k, None) is not None for k in FENCE_SECRET_PARAMS):
+            merged["password_script"] = f"/bin/cat {fence_secret_file(node)}"
         merged["pcmk_host_list"] = node
         return merged
+
+    def device_secret(self, node: str) -> str | None:
+        """The password of ``node``'s fence device, for its root-only file; None if none."""
+        merged = self._merged(node)
+        return next((merged[k] for k in FENCE_SECRET_PARAMS if k in merged), None)
+
+
+# A fence password never goes into the CIB, which every node keeps and shows
+# (`cibadmin -Q`, crm_report, pcs config). Each fence agent of fence-agents
+# runs `password_script` to get it; ours reads a root-only file on every node.
+FENCE_SECRET_PARAMS = ("password", "passwd")
+FENCE_SECRET_DIR = "/etc/congress-ha/fence"
+
+
+def fence_secret_file(node: str) -> str:
+    return f"{FENCE_SECRET_DIR}/fence-{node}.password"
 
 
 DEFAULT_TOKEN_FILE = "/etc/congress-ha/api-token"
@@ -431,10 +454,26 @@ def _fencing(c: Checker, raw: Any, nodes: list[Node] | None) -> Fencing:
                     c.error(f"fencing.nodes.{name}", "is not the name of a node in nodes")
                     continue
                 per_node[name] = c.params(node_params, f"fencing.nodes.{name}")
+    _fence_secrets(c, params, per_node)
     interval = _dur(c, entry.get("monitor_interval", DEFAULT_FENCE_MONITOR),
                     "fencing.monitor_interval", 1000)
     return Fencing(enabled=bool(enabled), agent=agent, params=params, nodes=per_node,
                    monitor_interval=interval)
+
+
+def _fence_secrets(c: Checker, shared: dict[str, str],
+                   per_node: dict[str, dict[str, str]]) -> None:
+    """One password per device: the CIB gets a password_script in its place."""
+    for where, params in [("fencing.params", shared)] + [
+            (f"fencing.nodes.{name}", own) for name, own in per_node.items()]:
+        if all(k in params for k in FENCE_SECRET_PARAMS):
+            c.error(f"{where}.passwd", "and password are the same parameter; give password")
+        for script in ("password_script", "passwd_script"):
+            if script in params and any(k in params for k in FENCE_SECRET_PARAMS):
+                c.error(f"{where}.{script}", "and a password are both given: give the "
+                                             "password alone (render puts it in a "
+                                             "root-only file that its own "
+                                             "password_script reads) or your script alone")
 
 
 _TLS_KEYS = ("ca_file", "cert_file", "key_file", "nodes", "api", "bus", "database")

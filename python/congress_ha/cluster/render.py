@@ -20,7 +20,13 @@ from typing import Any
 
 import jinja2
 
-from congress_ha.cluster.model import Cluster, Duration, load_cluster
+from congress_ha.cluster.model import (
+    FENCE_SECRET_DIR,
+    Cluster,
+    Duration,
+    fence_secret_file,
+    load_cluster,
+)
 
 LOG = logging.getLogger(__name__)
 
@@ -121,8 +127,12 @@ def template_context(cluster: Cluster) -> dict[str, Any]:
     fencing = cluster.fencing
     devices = []
     if fencing.enabled:
+        # secret: the device's password (None if none); templates never use it, the
+        # playbook installs it as secret_file on every node, render writes it beside.
         devices = [{"id": f"fence-{n.name}", "node": n.name,
-                    "params": fencing.device_params(n.name)} for n in cluster.nodes]
+                    "params": fencing.device_params(n.name),
+                    "secret": fencing.device_secret(n.name),
+                    "secret_file": fence_secret_file(n.name)} for n in cluster.nodes]
     haproxy = {f.name: getattr(cluster.haproxy, f.name) for f in fields(cluster.haproxy)}
     plain = _plain(cluster.resources)
     resources = {k: v for k, v in plain.items() if not k.endswith("_monitor")}
@@ -226,6 +236,21 @@ def render_cluster(cluster: Cluster, out_dir: str | os.PathLike[str],
         if off:
             result.skipped.append(f"TLS: off for {', '.join(off)} (tls.{off[0]}: false in "
                                   f"{context['source']})")
+    secrets = {Path(d["secret_file"]).name: d["secret"] + "\n"
+               for d in context["cluster"]["fencing"]["devices"] if d["secret"] is not None}
+    if secrets:
+        result.skipped.append(f"fence passwords: in {', '.join(sorted(secrets))}, not in the "
+                              f"CIB; install each as {FENCE_SECRET_DIR}/NAME on every node, "
+                              "root 0600 (the playbook does)")
+    for old in sorted(out.glob("fence-*.password")):
+        if old.name not in secrets:
+            old.unlink()
+    for name, text in sorted(secrets.items()):
+        try:
+            _write(out / name, text, _PRIVATE)
+        except OSError as exc:
+            raise RenderError(f"{out / name}: cannot write: {exc.strerror}") from None
+        result.written.append(out / name)
     wanted = {name for _, name, _, _ in jobs}
     for old in sorted(out.glob("congress-ha.*.conf")):
         if old.name not in wanted:

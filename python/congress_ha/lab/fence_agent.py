@@ -45,6 +45,8 @@ def socket_path(options):
 
 def ask(options, req):
     req["by"] = "fence"
+    if options.get("--password"):  # given, or read by password_script (fencing.py)
+        req["password"] = options["--password"]
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     s.settimeout(int(float(options.get("--shell-timeout", "30"))) + 30)
     try:
@@ -103,7 +105,9 @@ def define_options():
 
 
 def main():
-    device_opt = ["no_password", "no_login", "port", "lab", "socket"]
+    # A password is optional (passwd, with its password_script): the lab's
+    # power switch checks one when it is given.
+    device_opt = ["no_password", "passwd", "no_login", "port", "lab", "socket"]
     atexit.register(atexit_handler)
     define_options()
     options = check_input(device_opt, process_input(device_opt))

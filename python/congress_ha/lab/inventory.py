@@ -38,6 +38,8 @@ def inventory(plan: LabPlan) -> dict:
         "ansible_ssh_common_args": ssh_common_args(plan),
         "ansible_python_interpreter": "/usr/bin/python3",
         "congress_ha_lab": plan.name,
+        # ansible/inventories/lab gives it to every fence device as its password.
+        "congress_ha_lab_fence_password": plan.fence_secret,
     }
     if plan.transport_url:
         common["congress_ha_transport_url"] = plan.transport_url

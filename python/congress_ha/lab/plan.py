@@ -76,6 +76,8 @@ class LabPlan:
     crypto: bool = False
     fencing: bool = True
     secret: str = field(default="", compare=False, repr=False)  # bus and database password
+    # The fence devices' password: the power switch checks it when an agent gives one.
+    fence_secret: str = field(default="", compare=False, repr=False)
     extra: dict = field(default_factory=dict, compare=False)
 
     @property
@@ -167,6 +169,7 @@ class LabPlan:
             "crypto": self.crypto,
             "fencing": self.fencing,
             "secret": self.secret,
+            "fence_secret": self.fence_secret,
             "nodes": [
                 {
                     "name": n.name,
@@ -190,6 +193,7 @@ class LabPlan:
             crypto=data["crypto"],
             fencing=data.get("fencing", True),
             secret=data.get("secret") or "congress",  # a lab made before secrets were drawn
+            fence_secret=data.get("fence_secret", ""),
             nodes=tuple(NodePlan(**n) for n in data["nodes"]),
         )
 
@@ -255,6 +259,7 @@ def plan_lab(
         crypto=crypto,
         fencing=fencing,
         secret=secrets.token_hex(16),
+        fence_secret=secrets.token_hex(16),
     )
 
 

@@ -9,6 +9,8 @@ PIDs in the state folder, and powers a node off by SIGKILL of the node's PID 1.
 
 from __future__ import annotations
 
+import collections
+import hmac
 import json
 import logging
 import os
@@ -42,6 +44,8 @@ class PowerSwitch:
         self.locks = {n.name: threading.Lock() for n in plan.nodes}
         self.procs: dict[str, subprocess.Popen] = {}
         self.events: list[dict] = []  # fencing and power history, for tests and status
+        # Every fence agent request (monitors included): did it carry the password?
+        self.fence_requests: collections.deque[dict] = collections.deque(maxlen=1000)
 
     def _node(self, name: str) -> NodePlan:
         try:
@@ -133,6 +137,14 @@ class PowerSwitch:
 
     def handle(self, req: dict) -> dict:
         op = req.get("op")
+        given = req.pop("password", None)
+        if req.get("by") == "fence":
+            self.fence_requests.append({"op": op, "node": req.get("node"), "time": time.time(),
+                                        "password": given is not None})
+        if given is not None and not (self.plan.fence_secret and hmac.compare_digest(
+                str(given).encode(), self.plan.fence_secret.encode())):
+            raise PowerError("wrong password: not this lab's fence password (drawn at "
+                             "`congress-ha-lab up`, kept in the lab's state)")
         if op == "ping":
             return {"ok": True, "pid": os.getpid()}
         if op == "list":
@@ -140,6 +152,8 @@ class PowerSwitch:
                                           for n in self.plan.cluster_nodes}}  # fmt: skip
         if op == "events":
             return {"ok": True, "events": self.events}
+        if op == "fence_requests":
+            return {"ok": True, "requests": list(self.fence_requests)}
         if op == "shutdown":
             for n in self.plan.nodes:
                 with self.locks[n.name]:
@@ -163,7 +177,8 @@ class PowerSwitch:
                 raise PowerError(f"unknown op {op!r}")
         if op in ("on", "off", "reboot", "stop"):
             self.events.append({"op": op, "node": node.name, "by": req.get("by", "cli"),
-                                "time": time.time(), "changed": res.get("changed")})  # fmt: skip
+                                "time": time.time(), "changed": res.get("changed"),
+                                "password": given is not None})  # fmt: skip
         return {"ok": True, **res}
 
     def _exit(self) -> None:
@@ -186,7 +201,7 @@ def serve(plan: LabPlan) -> None:
                 except (PowerError, ValueError) as e:
                     res = {"ok": False, "error": str(e)}
                 except Exception as e:  # noqa: BLE001 - the switch must keep serving
-                    log.exception("request %r failed", line)
+                    log.exception("a request failed (its password, if any, not shown)")
                     res = {"ok": False, "error": f"{type(e).__name__}: {e}"}
                 self.wfile.write((json.dumps(res) + "\n").encode())
                 self.wfile.flush()
