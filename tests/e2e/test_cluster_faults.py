@@ -69,10 +69,17 @@ def test_the_three_links_are_tls_with_the_lab_ca(healthy):
     if infra is None:
         pytest.skip("the bus and the database are not the lab's: checked in the lab only")
     r = c.d.run(infra.name, ["rabbitmqctl", "list_connections", "--quiet",
-                             "--no-table-headers", "ssl", "port", "user"], timeout=60)
+                             "--no-table-headers", "ssl", "port", "user", "vhost"],
+                 timeout=60)
     rows = [line.split("\t") for line in r.stdout.splitlines() if line.strip()]
     assert rows, r.stdout + r.stderr
     assert all(row[0] == "true" and row[1] == "5671" for row in rows), rows
+    # ... on the cluster's own vhost, whose user has rights there only.
+    assert all(row[3] == "congress" for row in rows), rows
+    r = c.d.run(infra.name, ["rabbitmqctl", "list_user_permissions", "--quiet",
+                             "--no-table-headers", "congress"], timeout=60)
+    assert [line.split("\t")[0] for line in r.stdout.splitlines() if line.strip()] == \
+        ["congress"], r.stdout + r.stderr
     r = c.d.run(infra.name, ["psql", "-h", "/run/postgresql", "-U", "postgres", "-tAc",
                              "SELECT s.ssl FROM pg_stat_ssl s JOIN pg_stat_activity a "
                              "USING (pid) WHERE a.usename = 'congress'"], timeout=60)

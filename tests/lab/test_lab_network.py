@@ -125,7 +125,7 @@ def test_status_shows_nodes_addresses_services_and_urls(cluster_lab):
     # The lab's own password, drawn at `up`, is masked in the text (not in --json).
     secret = cluster_lab.plan.secret
     assert len(secret) == 32 and secret not in out
-    assert "rabbit://congress:***@203.0.113.10:5672/" in out
+    assert "rabbit://congress:***@203.0.113.10:5672/congress" in out
     assert "postgresql://congress:***@203.0.113.10:5432/congress" in out
     assert "corosync pacemaker sshd" in out
     assert "postgresql rabbitmq sshd" in out

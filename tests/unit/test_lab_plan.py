@@ -78,7 +78,7 @@ def test_no_infra_means_no_urls():
     plan = plan_lab("chlab", 1, infra=False, root=Path("/x"))
     assert plan.infra_node is None and plan.transport_url is None
     plan = plan_lab("chlab", 1)
-    assert plan.transport_url == f"rabbit://congress:{plan.secret}@203.0.113.10:5672/"
+    assert plan.transport_url == f"rabbit://congress:{plan.secret}@203.0.113.10:5672/congress"
     assert plan.database_url.startswith(f"postgresql://congress:{plan.secret}@")
     # Drawn for each lab, kept in its state.
     assert len(plan.secret) == 32 and plan_lab("chlab", 1).secret != plan.secret

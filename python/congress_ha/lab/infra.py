@@ -13,7 +13,7 @@ import socket
 import subprocess
 import time
 
-from .plan import AMQP_PORT, AMQPS_PORT, LAB_USER, NETWORK, PG_PORT
+from .plan import AMQP_PORT, AMQPS_PORT, LAB_USER, LAB_VHOST, NETWORK, PG_PORT
 
 PG_BIN = "/usr/lib/postgresql/15/bin"
 PGDATA = "/var/lib/postgresql/lab"
@@ -38,7 +38,8 @@ def rabbitmq_conf(address: str, password: str) -> str:
         # created on the broker's first boot.
         f"default_user = {LAB_USER}\n"
         f"default_pass = {password}\n"
-        "default_vhost = /\n"
+        # The cluster's own vhost: its user has no rights on any other.
+        f"default_vhost = {LAB_VHOST}\n"
         "default_user_tags.administrator = true\n"
         "default_permissions.configure = .*\n"
         "default_permissions.read = .*\n"

@@ -28,6 +28,7 @@ ROOT_ENV = "CONGRESS_HA_LAB_ROOT"
 NAME_RE = re.compile(r"^[a-z][a-z0-9]{0,8}$")
 
 LAB_USER = "congress"
+LAB_VHOST = "congress"  # the cluster's own RabbitMQ vhost
 # The password of the lab's bus user and database role is drawn for each lab
 # (LabPlan.secret): a deployed lab shows where a password could leak, and one
 # equal to its user name would be found everywhere that name is.
@@ -135,7 +136,7 @@ class LabPlan:
         infra = self.infra_node
         if infra is None:
             return None
-        return f"rabbit://{LAB_USER}:{self.secret}@{infra.address}:{AMQP_PORT}/"
+        return f"rabbit://{LAB_USER}:{self.secret}@{infra.address}:{AMQP_PORT}/{LAB_VHOST}"
 
     @property
     def transport_url_tls(self) -> str | None:
@@ -143,7 +144,7 @@ class LabPlan:
         infra = self.infra_node
         if infra is None:
             return None
-        return f"rabbit://{LAB_USER}:{self.secret}@{infra.address}:{AMQPS_PORT}/"
+        return f"rabbit://{LAB_USER}:{self.secret}@{infra.address}:{AMQPS_PORT}/{LAB_VHOST}"
 
     @property
     def tls_dir(self) -> Path:
