@@ -89,7 +89,12 @@ The control shim used for $3, by name or path.
 
 <parameter name="user" required="0">
 <longdesc lang="en">
-The user the server runs as.
+The user the server runs as: the service's own system user, which reads its
+config and secrets through its group (mode 0640) and owns its state folder
+and the folders of [drivers] file_allowed_dirs. The congress_ha Ansible role
+creates it; by hand: useradd --system --user-group --home-dir
+/var/lib/congress-ha --shell /usr/sbin/nologin congress-ha. The agent
+creates the server's [ha] run_dir for it at each start.
 </longdesc>
 <shortdesc lang="en">User</shortdesc>
 <content type="string" default="${OCF_RESKEY_user_default}" />
@@ -217,16 +222,19 @@ cha_node_id() {
 	[ -n "$CHA_NODE_ID" ] || CHA_NODE_ID=$(uname -n)
 }
 
+# [ha] run_dir of the config file, as the server reads it (default
+# /run/congress-ha): CHA_RUN_DIR. The last value in the section wins.
+cha_run_dir() {
+	CHA_RUN_DIR=$(sed -n '/^[[:space:]]*\[ha\]/,/^[[:space:]]*\[/s/^[[:space:]]*run_dir[[:space:]]*=[[:space:]]*//p' "$OCF_RESKEY_config" | tail -n 1 | sed 's/[[:space:]]*$//')
+	[ -n "$CHA_RUN_DIR" ] || CHA_RUN_DIR=/run/congress-ha
+}
+
 # -- validation ---------------------------------------------------------------
 
 # What the parameters say, independent of what is installed: OCF_ERR_CONFIGURED.
 cha_validate_params() {
 	if [ -z "$OCF_RESKEY_config" ]; then
 		ocf_exit_reason "parameter config is empty"
-		return "$OCF_ERR_CONFIGURED"
-	fi
-	if ! id -u "$OCF_RESKEY_user" >/dev/null 2>&1; then
-		ocf_exit_reason "user '$OCF_RESKEY_user' does not exist"
 		return "$OCF_ERR_CONFIGURED"
 	fi
 	case "$OCF_RESKEY_node_id" in
@@ -263,9 +271,28 @@ cha_validate_env() {
 			return "$OCF_ERR_INSTALLED"
 		fi
 	done
-	if ! ocf_is_root && [ "$(id -u "$OCF_RESKEY_user")" != "$(id -u)" ]; then
-		ocf_exit_reason "only root can run the server as user '$OCF_RESKEY_user'"
-		return "$OCF_ERR_PERM"
+	# A user missing on one node is an install problem there, as a missing
+	# config file is: the resource may still run on another node.
+	if ! id -u "$OCF_RESKEY_user" >/dev/null 2>&1; then
+		ocf_exit_reason "user '$OCF_RESKEY_user' does not exist on this node: create it (useradd --system --user-group --home-dir /var/lib/congress-ha --shell /usr/sbin/nologin $OCF_RESKEY_user; the congress_ha role does) or set the user parameter"
+		return "$OCF_ERR_INSTALLED"
+	fi
+	if [ "$(id -u "$OCF_RESKEY_user")" != "$(id -u)" ]; then
+		if ! ocf_is_root; then
+			ocf_exit_reason "only root can run the server as user '$OCF_RESKEY_user'"
+			return "$OCF_ERR_PERM"
+		fi
+		# What the server will need first, checked as its user: a config it
+		# cannot read, or a venv under a folder it cannot enter, is an install
+		# problem of this node, said here rather than as a failed start.
+		_cha_bin=$(command -v "$OCF_RESKEY_binary")
+		# A script's interpreter too (a venv's python may live in root's home).
+		_cha_interp=$(sed -n '1s/^#![[:space:]]*\([^[:space:]]*\).*/\1/p' "$_cha_bin" 2>/dev/null)
+		if ! setpriv --reuid="$OCF_RESKEY_user" --regid="$(id -g "$OCF_RESKEY_user")" --init-groups -- \
+			test -r "$OCF_RESKEY_config" -a -x "$_cha_bin" -a -x "${_cha_interp:-$_cha_bin}"; then
+			ocf_exit_reason "user '$OCF_RESKEY_user' cannot read $OCF_RESKEY_config or run $_cha_bin ${_cha_interp:+(interpreter $_cha_interp)}: give the config its group (chgrp $OCF_RESKEY_user; chmod 0640) and install the service where every user can read it (e.g. /opt/congress-ha/venv)"
+			return "$OCF_ERR_INSTALLED"
+		fi
 	fi
 	return "$OCF_SUCCESS"
 }
@@ -396,7 +423,16 @@ cha_start() {
 	}
 	_cha_runas=""
 	if [ "$(id -u "$OCF_RESKEY_user")" != "$(id -u)" ]; then
-		_cha_runas="setpriv --reuid=$OCF_RESKEY_user --regid=$(id -g "$OCF_RESKEY_user") --init-groups --"
+		# HOME too: libpq reads ~/.postgresql/ and fails on a home it may not enter.
+		_cha_home=$(getent passwd "$OCF_RESKEY_user" | cut -d: -f6)
+		_cha_runas="setpriv --reuid=$OCF_RESKEY_user --regid=$(id -g "$OCF_RESKEY_user") --init-groups -- env HOME=${_cha_home:-/}"
+		# The server makes its control socket in [ha] run_dir, under /run (a
+		# tmpfs, empty after a boot) where only root may create folders.
+		cha_run_dir
+		if ! { mkdir -p "$CHA_RUN_DIR" && chown "$OCF_RESKEY_user:$(id -g "$OCF_RESKEY_user")" "$CHA_RUN_DIR" && chmod 0750 "$CHA_RUN_DIR"; }; then
+			ocf_exit_reason "cannot make run_dir $CHA_RUN_DIR for user $OCF_RESKEY_user"
+			return "$OCF_ERR_GENERIC"
+		fi
 	fi
 	ocf_log info "starting $_cha_bin $CHA_ROLE_FLAGS as node $CHA_NODE_ID, user $OCF_RESKEY_user, log $OCF_RESKEY_log"
 	# setsid: the server leaves the agent's process group (no fork here: a

@@ -11,7 +11,7 @@ say() { echo "setup [+$(( $(date +%s) - t0 ))s]: $*"; }
 
 APT_PACKAGES="rabbitmq-server postgresql mariadb-server shellcheck libxml2-utils \
 pacemaker corosync pacemaker-cli-utils crmsh pcs resource-agents fence-agents \
-openssh-server openssh-client iproute2 procps openssl haproxy curl"
+openssh-server openssh-client iproute2 procps openssl haproxy curl python3-venv"
 
 missing=""
 for p in $APT_PACKAGES; do
@@ -37,9 +37,20 @@ if [ -n "$missing" ]; then
     say "Debian packages installed"
 fi
 
-PY=${PYTHON:-python3}
+# Debian's own Python by default, not one under a user's home (pyenv): the
+# lab's nodes run this venv as the service's user (congress-ha), which must be
+# able to run its interpreter (docs/lab.md).
+if [ -n "${PYTHON:-}" ]; then PY=$PYTHON
+elif [ -x /usr/bin/python3 ]; then PY=/usr/bin/python3
+else PY=python3
+fi
+home=$(dirname "$(readlink -f "$(command -v "$PY")")")
+if [ -f .venv/pyvenv.cfg ] && ! grep -qx "home = $home" .venv/pyvenv.cfg; then
+    say "recreating .venv with $PY (it was made with another Python)"
+    rm -rf .venv
+fi
 if [ ! -x .venv/bin/python ]; then
-    say "creating .venv"
+    say "creating .venv with $PY"
     "$PY" -m venv .venv
 fi
 lock=python/requirements.lock

@@ -6,8 +6,8 @@
 #
 # Removed: every lab (congress-ha-lab down: its processes by recorded PID, its
 # namespaces, its state under /var/tmp/congress-ha-lab), the OCF agents, the
-# lab fence agent, the e2e suite's files, and the service's folders (config,
-# run, log, state). On a host that runs congress-ha for real, the state folder
+# lab fence agent, the e2e suite's files, the service's folders (config,
+# run, log, state) and its system user and group (congress-ha). On a host that runs congress-ha for real, the state folder
 # holds the SQLite database: this is a developer's command, not an operator's.
 set -eu
 cd "$(dirname "$0")/.."
@@ -48,4 +48,14 @@ for p in $PATHS; do
         echo "uninstall: removed $p"
     fi
 done
+# The service's system user: made by `congress-ha-lab up` (the lab's nodes
+# share the host's /etc/passwd) and by the playbook.
+if getent passwd congress-ha >/dev/null; then
+    userdel congress-ha
+    echo "uninstall: removed user congress-ha"
+fi
+if getent group congress-ha >/dev/null; then
+    groupdel congress-ha
+    echo "uninstall: removed group congress-ha"
+fi
 echo "uninstall: done"

@@ -72,7 +72,8 @@ class Service:
         self.bin.mkdir()
 
     def params(self, role: str) -> dict[str, str]:
-        return {"config": str(self.conf), "node_id": self.node,
+        # user root: the test's files are root's (one test runs a server as nobody).
+        return {"config": str(self.conf), "node_id": self.node, "user": "root",
                 "pid": str(self.base / f"{role}.pid"), "log": str(self.base / f"{role}.log")}
 
     def env(self, role: str, **params: str) -> dict[str, str]:

@@ -8,6 +8,9 @@ logic is under test.
 from __future__ import annotations
 
 import os
+import pwd
+import re
+import shutil
 import signal
 import subprocess
 import time
@@ -20,6 +23,7 @@ from tests.agents.conftest import (
     OCF_ERR_INSTALLED,
     OCF_NOT_RUNNING,
     OCF_SUCCESS,
+    VENV_BIN,
     alive,
 )
 
@@ -82,10 +86,58 @@ def test_missing_ctl_is_not_installed(service):
 
 
 @pytest.mark.parametrize("action", ["validate-all", "start"])
-def test_unknown_user_is_not_configured(action, service):
+def test_unknown_user_is_not_installed_and_the_reason_says_how_to_create_it(action, service):
     res = service.agent("api-pe", action, user="no-such-user-chag")
-    assert res.rc == OCF_ERR_CONFIGURED, res
-    assert "no-such-user-chag" in res.reason
+    assert res.rc == OCF_ERR_INSTALLED, res  # on this node: another may have the user
+    assert "user 'no-such-user-chag' does not exist" in res.reason
+    assert "useradd --system" in res.reason
+
+
+def test_the_default_user_is_the_service_s_own(agents):
+    meta = subprocess.run([str(agents / "api-pe"), "meta-data"], capture_output=True,
+                          text=True, env={"OCF_ROOT": "/usr/lib/ocf"}, check=True).stdout
+    assert re.search(r'<parameter name="user".*?default="congress-ha"', meta, re.S)
+
+
+def test_a_config_the_user_cannot_read_is_not_installed(service):
+    service.conf.chmod(0o600)  # root's alone
+    res = service.agent("api-pe", "validate-all", user="nobody")
+    assert res.rc == OCF_ERR_INSTALLED, res
+    assert "user 'nobody' cannot read" in res.reason and "chmod 0640" in res.reason
+
+
+def test_start_runs_the_server_as_the_user_and_makes_its_run_dir(live_service):
+    """The DSD as user nobody, with the service's files as a deployment keeps them:
+    its group may read, nobody else; the agent makes [ha] run_dir for it.
+
+    The server is this checkout's venv: where nobody cannot run it (a checkout
+    under a folder only root enters), the agent must say so instead."""
+    s = live_service
+    user = pwd.getpwnam("nobody")
+    server = shutil.which("congress-ha-server", path=str(VENV_BIN))
+    can_run = subprocess.run(["setpriv", "--reuid=nobody", "--regid=nogroup", "--init-groups",
+                              "--", "env", "HOME=/", str(VENV_BIN / "python"), "-c", "pass"],
+                             check=False, cwd="/").returncode == 0
+    run_dir = s.run_dir
+    shutil.rmtree(run_dir)
+    for root, dirs, files in os.walk(s.base):
+        for name in [*dirs, *files]:
+            os.chown(os.path.join(root, name), user.pw_uid, user.pw_gid)
+            os.chmod(os.path.join(root, name), 0o750 if name in dirs else 0o640)
+    os.chown(s.base, user.pw_uid, user.pw_gid)
+    s.base.chmod(0o750)
+    res = s.agent("datasources", "start", user="nobody")
+    if not can_run:  # e.g. a venv whose python is in root's home: the agent says so
+        assert res.rc == OCF_ERR_INSTALLED, res
+        assert f"user 'nobody' cannot read {s.conf} or run {server}" in res.reason, res
+        return
+    assert res.rc == OCF_SUCCESS, f"{res}\n{s.log('datasources')[-2000:]}"
+    pid = s.pid("datasources")
+    assert os.stat(f"/proc/{pid}").st_uid == user.pw_uid
+    st = os.stat(run_dir)
+    assert (st.st_uid, oct(st.st_mode & 0o777)) == (user.pw_uid, "0o750")
+    assert s.agent("datasources", "monitor", depth=10, user="nobody").rc == OCF_SUCCESS
+    assert s.agent("datasources", "stop", user="nobody").rc == OCF_SUCCESS
 
 
 def test_node_id_with_a_colon_is_not_configured(service):

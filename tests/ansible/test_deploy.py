@@ -11,7 +11,13 @@ import json
 import re
 import time
 
+import pytest
+
 from .conftest import ANSIBLE, REPO, lab_name, need_root, run, tool
+
+# Two deploys (each may take deploy-lab.sh's 420 s on a loaded machine) or a
+# molecule run (600 s): more than pytest.ini's 300 s.
+pytestmark = pytest.mark.timeout(1200)
 
 RECAP = re.compile(r"^(\S+)\s+: ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)",
                    re.MULTILINE)

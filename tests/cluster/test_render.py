@@ -469,3 +469,12 @@ def test_a_fence_password_and_a_script_of_ones_own_are_refused_together(
     out = render_to(own, tmp_path / "out2")
     assert 'name="password_script" value="/usr/bin/vault-pw node"' in (out / "cib.xml").read_text()
     assert not list(out.glob("fence-*.password"))
+
+
+def test_both_congress_primitives_run_as_the_service_user(example_out: Path) -> None:
+    cib = (example_out / "cib.xml").read_text()
+    for rsc in ("congress-api-pe", "congress-datasources"):
+        assert (f'id="{rsc}-instance_attributes-user" name="user" value="congress-ha"'
+                in cib), rsc
+    assert "user=congress-ha" in (example_out / "resources.crm").read_text()
+    assert "user=congress-ha" in (example_out / "resources.pcs.sh").read_text()

@@ -130,6 +130,10 @@ class LabDriver(Driver):
         # which the nodes share with the host as they share /var/lib.
         self.files = FILES_ROOT / name
         self.files.mkdir(parents=True, exist_ok=True)
+        # The DSD runs as the service's user (made by `up`): it appends there.
+        from congress_ha.lab.node import SERVICE_USER
+
+        shutil.chown(self.files, SERVICE_USER, SERVICE_USER)
 
     # -- making and removing a lab -------------------------------------------------
     @classmethod

@@ -13,6 +13,7 @@ stdout (``pytest -s``) and to the report's captured output.
 
 from __future__ import annotations
 
+import re
 import time
 
 import pytest
@@ -281,6 +282,29 @@ def test_moving_the_dsd_hands_over_without_losing_actions(healthy, shell):
     assert_no_lost_or_repeated(c, since=c.test_started)
 
 
+SERVICE_USER = "congress-ha"  # the agents' default user, made by the playbook
+
+
+def test_the_servers_run_as_the_agents_user(healthy):
+    """Issue 13, item 2: under the agents each server runs as the resource's user
+    parameter, the service's own user wherever it can run the deployed venv (the
+    lab's inventory falls back to root only where it cannot); it reads its config
+    and secrets through its group (the cluster is healthy)."""
+    c = healthy
+    cib = c.crm(c.nodes[0], "cibadmin", "-Q").stdout
+    users = set(re.findall(r'id="congress-(?:api-pe|datasources)-instance_attributes-user" '
+                           r'name="user" value="([^"]+)"', cib))
+    assert len(users) == 1, f"the two congress primitives' user parameters: {users}"
+    user = users.pop()
+    for node in c.nodes:
+        r = c.d.run(node, ["ps", "-o", "user=", "-p", str(c.pe_pid(node))])
+        assert r.stdout.split() == [user], f"{node}: {r.stdout}{r.stderr}"
+    dsd = c.dsd_node()
+    r = c.d.run(dsd, ["pgrep", "-u", user, "-f", "[c]ongress-ha-server.*--datasources"])
+    assert r.stdout.strip(), f"no DSD of user {user} on {dsd}"
+    print(f"\nthe servers run as {user}")
+
+
 # Where a node may keep a secret: only these files, and only root may read them.
 SECRET_FILES = {"/etc/congress-ha/congress-ha.conf", "/etc/congress-ha/api-token",
                 "/etc/congress-ha/bus.key"}
@@ -348,8 +372,12 @@ def test_no_secret_in_ps_logs_the_cib_or_a_readable_file(healthy):
                               *SCANNED], input="\n".join(sorted(secrets)) + "\n",
                        timeout=120).stdout.split()
         assert set(hits) <= files, f"secrets in {sorted(set(hits) - files)} on {node}"
-        modes = c.d.run(node, ["stat", "-c", "%n %a %U", *sorted(files)]).stdout
+        modes = c.d.run(node, ["stat", "-c", "%n %a %U %G", *sorted(files)]).stdout
         assert len(modes.splitlines()) == len(files), f"{node}: a secret file is missing"
         for line in modes.splitlines():
-            path, mode, owner = line.split()
-            assert int(mode, 8) & 0o077 == 0 and owner == "root", f"{node}: {line}"
+            path, mode, owner, group = line.split()
+            # root's; the service's group may read what the service reads, never others.
+            assert int(mode, 8) & 0o037 == 0 and owner == "root", f"{node}: {line}"
+            assert group in ("root", SERVICE_USER), f"{node}: {line}"
+            if path.startswith(FENCE_SECRET_DIR):  # only the fence agent (root) reads it
+                assert int(mode, 8) & 0o077 == 0, f"{node}: {line}"

@@ -147,7 +147,9 @@ class SshDriver(Driver):
 
     def shared_path(self, filename: str) -> str:
         for node in self.nodes:
-            self.run(node, ["mkdir", "-p", LOG_DIR])
+            # The DSD runs as the service's user (made by the playbook): it appends there.
+            self.run(node, ["install", "-d", "-o", "congress-ha", "-g", "congress-ha",
+                            "-m", "0750", LOG_DIR])
         return f"{LOG_DIR}/{filename}"
 
     def read_text(self, path: str) -> str:

@@ -292,6 +292,15 @@ def test_service_binary_and_ctl_must_be_absolute_paths():
     assert parse_cluster(data, "cluster.yaml").service.ctl.endswith("congress-ha-ctl")
 
 
+def test_the_service_runs_as_its_own_user_unless_told_otherwise():
+    assert parse_cluster(copy.deepcopy(EXAMPLE), "cluster.yaml").service.user == "congress-ha"
+    data = copy.deepcopy(EXAMPLE)
+    data.setdefault("service", {})["user"] = "root"
+    assert parse_cluster(data, "cluster.yaml").service.user == "root"
+    line = one_error(lambda d: d.setdefault("service", {}).update(user="$(id)"))
+    assert line.startswith("cluster.yaml: service.user: '$(id)' is not valid: a system user")
+
+
 def test_render_applies_the_timing_relations_the_server_applies():
     """One rule set (congress_ha.timings): shadow_grace over peer_timeout, a start
     timeout covering the measured start, a stop timeout over the server's own."""

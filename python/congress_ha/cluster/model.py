@@ -131,6 +131,10 @@ def fence_secret_file(node: str) -> str:
 
 DEFAULT_TOKEN_FILE = "/etc/congress-ha/api-token"
 DEFAULT_BUS_KEY_FILE = "/etc/congress-ha/bus.key"
+# The agents' user parameter: the service's own system user, never root by
+# default (it reads its config and secrets through its group, 0640).
+DEFAULT_SERVICE_USER = "congress-ha"
+_USER_NAME = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
 
 
 @dataclass(frozen=True)
@@ -151,6 +155,8 @@ class Service:
     bus_key_file: str = DEFAULT_BUS_KEY_FILE
     # [drivers] file_allowed_dirs: the only folders the file driver may use.
     file_allowed_dirs: tuple[str, ...] = ("/var/lib/congress-ha/files",)
+    # The agents' user parameter: who the server runs as.
+    user: str = DEFAULT_SERVICE_USER
 
     @property
     def heartbeat_interval(self) -> float:
@@ -601,7 +607,7 @@ def _service(c: Checker, raw: Any) -> Service:
     ha_opts = [o for o in service_config.OPTIONS if o.group == "ha"]
     api = {o.name: o for o in service_config.OPTIONS if o.group == "api"}
     known = ("config_file", "api_port", "auth_strategy", "token_file", "binary",
-             "ctl", "keystone_authtoken", "bus_key_file", "file_allowed_dirs") + tuple(
+             "ctl", "keystone_authtoken", "bus_key_file", "file_allowed_dirs", "user") + tuple(
                  o.name for o in ha_opts)
     entry = c.mapping(raw if raw is not None else {}, "service", known) or {}
     config_file = c.string(entry.get("config_file", service_config.DEFAULT_CONFIG_FILE),
@@ -672,6 +678,8 @@ def _service(c: Checker, raw: Any) -> Service:
     if not bus_key_file.startswith("/"):
         c.error("service.bus_key_file", f"{bus_key_file!r} must be an absolute path")
     file_dirs = _file_allowed_dirs(c, entry.get("file_allowed_dirs"))
+    user = c.string(entry.get("user", DEFAULT_SERVICE_USER), "service.user", _USER_NAME,
+                    "a system user's name, e.g. congress-ha (the playbook creates it)")
     paths = {}
     for key in ("binary", "ctl"):
         if entry.get(key) is not None:
@@ -684,7 +692,7 @@ def _service(c: Checker, raw: Any) -> Service:
                    auth_strategy=strategy or "token", token_file=token_file, ha=ha,
                    binary=paths.get("binary"), ctl=paths.get("ctl"),
                    keystone_authtoken=keystone, bus_key_file=bus_key_file,
-                   file_allowed_dirs=file_dirs)
+                   file_allowed_dirs=file_dirs, user=user or DEFAULT_SERVICE_USER)
 
 
 def _file_allowed_dirs(c: Checker, raw: Any) -> tuple[str, ...]:

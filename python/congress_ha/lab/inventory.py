@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import shlex
+import subprocess
 import sys
+from pathlib import Path
 
 import yaml
 
+from .node import SERVICE_USER
 from .plan import LabPlan
 
 
@@ -40,6 +43,8 @@ def inventory(plan: LabPlan) -> dict:
         "congress_ha_lab": plan.name,
         # ansible/inventories/lab gives it to every fence device as its password.
         "congress_ha_lab_fence_password": plan.fence_secret,
+        # The agents' user: the service's own, unless it cannot run this venv.
+        "congress_ha_lab_service_user": service_user(),
     }
     if plan.transport_url:
         common["congress_ha_transport_url"] = plan.transport_url
@@ -57,6 +62,23 @@ def inventory(plan: LabPlan) -> dict:
     if infra:
         children["infra"] = {"hosts": {infra.name: {"ansible_host": infra.address}}}
     return {"all": {"vars": common, "children": children}}
+
+
+def service_user(venv: Path | None = None) -> str:
+    """The user the lab's servers run as: the service's own (SERVICE_USER, made by
+    `up`) when it can run the host's venv that the nodes use; root when it cannot,
+    e.g. a checkout or an interpreter under root's home (0700). A real install puts
+    the venv where every user reads it (/opt/congress-ha/venv)."""
+    python = (venv or Path(sys.prefix)) / "bin" / "python"
+    try:
+        r = subprocess.run(["setpriv", f"--reuid={SERVICE_USER}", f"--regid={SERVICE_USER}",
+                            # as the agents start it: through env (a real exec)
+                            "--init-groups", "--", "env", "HOME=/", str(python), "-c",
+                            "import congress_ha.server"],
+                           capture_output=True, timeout=60, cwd="/")
+    except (OSError, subprocess.TimeoutExpired):
+        return "root"
+    return SERVICE_USER if r.returncode == 0 else "root"
 
 
 def render(plan: LabPlan) -> str:

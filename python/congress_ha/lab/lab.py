@@ -95,6 +95,25 @@ def up(plan: LabPlan, say: Say) -> float:
     return total
 
 
+def ensure_service_user() -> None:
+    """The service's system user and group on this host (DEFAULT_SERVICE_USER), as the
+    playbook makes them: the nodes share the host's /etc/passwd, and the lab's TLS
+    keys are readable by that group. `make uninstall` removes them."""
+    name = node.SERVICE_USER
+    deadline = time.monotonic() + 30
+    while subprocess.run(["getent", "passwd", name], capture_output=True).returncode != 0:
+        r = subprocess.run(["useradd", "--system", "--user-group", "--home-dir",
+                            "/var/lib/congress-ha", "--no-create-home", "--shell",
+                            "/usr/sbin/nologin", "--comment", "congress-ha service", name],
+                           capture_output=True, text=True)
+        if r.returncode in (0, 9):  # 9: made meanwhile by another lab's up
+            return
+        # 1 with "cannot lock": another up (or the playbook) holds /etc/passwd.
+        if "lock" not in r.stderr or time.monotonic() > deadline:
+            raise LabError(f"cannot create the service user {name}: {r.stderr.strip()}")
+        time.sleep(0.2)
+
+
 def _build(plan: LabPlan, say: Say, t0: float) -> None:
     t = time.monotonic()
     (plan.state_dir / "nodes").mkdir(parents=True)
@@ -106,6 +125,7 @@ def _build(plan: LabPlan, say: Say, t0: float) -> None:
                     "-f", str(plan.ssh_key)], check=True, stdout=subprocess.DEVNULL)  # fmt: skip
     shutil.copy(str(plan.ssh_key) + ".pub", ssh / "authorized_keys")
     authkey = os.urandom(256) if plan.crypto else None
+    ensure_service_user()
     ca = lab_tls.make_ca(plan.tls_dir, f"congress-ha lab {plan.name} CA")
     for n in plan.nodes:
         node.prepare(plan, n, authkey)

@@ -11,10 +11,16 @@ import sys
 import time
 from pathlib import Path
 
+from congress_ha.cluster.model import DEFAULT_SERVICE_USER
+
 from . import cluster, infra
 from . import tls as lab_tls
 from .plan import NODE_TLS_DIR, LabPlan, NodePlan, hosts_file
 from .state import ProcRecord, node_pids, read_json, write_json
+
+# The service's system user (and group) under the agents, made by `up` on the
+# host, whose /etc/passwd the nodes share.
+SERVICE_USER = DEFAULT_SERVICE_USER
 
 # Private directories of every node: (mount point, owner, group, mode, subdirs).
 COMMON_DIRS = [
@@ -123,12 +129,13 @@ def _write(path: Path, text: str | bytes, mode: int = 0o644, owner: tuple | None
 
 def install_tls(plan: LabPlan, node: NodePlan, ca: lab_tls.Issued) -> None:
     """The node's certificate of the lab's CA (its name and address), where its servers
-    read it: the cluster nodes' /etc/congress-ha/tls (node.pem, node.key 0600, ca.pem),
-    the infra's RabbitMQ and PostgreSQL folders (keys owned by their server, 0600)."""
+    read it: the cluster nodes' /etc/congress-ha/tls (node.pem, ca.pem, node.key 0640
+    root:congress-ha, the service's group), the infra's RabbitMQ and PostgreSQL
+    folders (keys owned by their server, 0600)."""
     issued = lab_tls.issue(ca, plan.tls_dir, node.name, [node.name], [node.address])
     root = plan.node_dir(node) / "root"
     if node.role == "cluster":
-        targets = [(NODE_TLS_DIR, "node", ("root", "root"))]
+        targets = [(NODE_TLS_DIR, "node", ("root", SERVICE_USER))]
     else:
         targets = [(infra.RABBITMQ_TLS_DIR, "server", ("rabbitmq", "rabbitmq")),
                    (infra.PG_TLS_DIR, "server", ("postgres", "postgres"))]
@@ -137,7 +144,8 @@ def install_tls(plan: LabPlan, node: NodePlan, ca: lab_tls.Issued) -> None:
         _mkdir(where, owner[0], owner[1], 0o750)
         _write(where / "ca.pem", ca.cert.read_bytes(), 0o644, owner)
         _write(where / f"{stem}.pem", issued.cert.read_bytes(), 0o644, owner)
-        _write(where / f"{stem}.key", issued.key.read_bytes(), 0o600, owner)
+        _write(where / f"{stem}.key", issued.key.read_bytes(),
+               0o600 if owner[1] == owner[0] else 0o640, owner)
 
 
 def prepare(plan: LabPlan, node: NodePlan, authkey: bytes | None) -> None:
