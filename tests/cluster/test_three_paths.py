@@ -172,6 +172,8 @@ BAD = {
         "datasources_preferred_node: 'node3' does not have the role datasources"),
     "noauth-in-a-cluster": (lambda d: d["service"].update(auth_strategy="noauth"),
                             "service.auth_strategy: noauth would leave the API open"),
+    "service-user-with-a-command": (lambda d: d["service"].update(user="$(id)"),
+                                    "service.user: '$(id)' is not valid: a system user"),
     "tls-bus-on-the-plain-port": (
         lambda d: d.update(transport_url="rabbit://congress:x@203.0.113.2:5672/"),
         "transport_url: tls.bus is on, but 203.0.113.2:5672 is not on RabbitMQ's TLS port"),
