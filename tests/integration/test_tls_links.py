@@ -11,8 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from congress_ha.cluster.model import Tls, database_url
 from congress_ha.lab import tls as ca_tools
 from tests.support.broker import running_broker
+from tests.support.mariadb import MariaDB
 from tests.support.postgres import Postgres
 from tests.support.procs import VENV_BIN, Cluster, wait_for
 
@@ -121,3 +123,52 @@ def test_a_database_certificate_from_another_ca_is_refused_at_start(tls_broker, 
     assert "certificate verify failed" in r.stderr, r.stderr
     assert "s3cret" not in r.stderr  # the URL is shown masked
     assert "Traceback" not in r.stderr
+
+
+@pytest.fixture(scope="module")
+def tls_mariadb(pki):
+    db = MariaDB("chtls", tls=(pki["server"].cert, pki["server"].key))
+    try:
+        db.start()
+        yield db
+    finally:
+        db.cleanup()
+
+
+def rendered_url(db: MariaDB, ca: Path) -> str:
+    """The URL as render writes it for tls.database on (PyMySQL's ssl_ca and
+    ssl_check_hostname), from the model itself."""
+    tls = Tls(ca_file=str(ca), cert_file=None, key_file=None, nodes={}, api=False,
+              bus=False, database=True)
+    return database_url(db.url, tls)
+
+
+def test_mariadb_link_is_encrypted_as_rendered(tls_broker, tls_mariadb, pki, tmp_path):
+    """User congress is REQUIRE SSL: the PE and the DSD work only over TLS, with the
+    server's certificate verified against the CA and its name (127.0.0.1)."""
+    url = rendered_url(tls_mariadb, pki["ca"])
+    assert "ssl_ca=" in url and "ssl_check_hostname=true" in url
+    c = Cluster(tmp_path, tls_broker.tls_url, url, extra=bus_tls(pki["ca"]))
+    c.seed_datasources(rate=20, window=50)
+    pe = c.add_pe("pe1").start()
+    dsd = c.add_dsd("dsd").start()
+    try:
+        wait_for(lambda: pe.healthy("api-pe", 20) and dsd.healthy("datasources", 20), 90,
+                 "PE and DSD ready on MariaDB over TLS")
+        wait_for(lambda: c.actions(), 30, "actions executed")
+        # The service's sessions are there, and REQUIRE SSL makes each one TLS.
+        out = tls_mariadb.sql("SELECT COUNT(*) FROM information_schema.PROCESSLIST "
+                              "WHERE USER = 'congress'")
+        assert int(out.strip()) >= 2, out
+    finally:
+        c.stop_all()
+
+
+def test_a_mariadb_certificate_from_another_ca_is_refused_at_start(tls_broker, tls_mariadb,
+                                                                   pki, tmp_path):
+    c = Cluster(tmp_path, tls_broker.tls_url, rendered_url(tls_mariadb, pki["other"]),
+                extra=bus_tls(pki["ca"]))
+    r = start_once(c, "pe1", ["--api", "--policy-engine"])
+    assert r.returncode != 0
+    assert "certificate verify failed" in r.stderr + r.stdout, r.stderr[-2000:]
+    assert "s3cret-maria" not in r.stderr + r.stdout  # the URL's password is masked

@@ -7,6 +7,7 @@ user with a password, reached through PyMySQL. Stopped by the PID we recorded.
 
 from __future__ import annotations
 
+import os
 import shutil
 import signal
 import subprocess
@@ -21,12 +22,14 @@ PASSWORD = "s3cret-maria"
 
 
 class MariaDB:
-    def __init__(self, prefix: str = "chtest"):
+    def __init__(self, prefix: str = "chtest", tls: tuple[Path, Path] | None = None):
         for prog in ("mariadbd", "mariadb-install-db", "mariadb"):
             if shutil.which(prog) is None and not Path(f"/usr/sbin/{prog}").exists():
                 raise RuntimeError(f"MariaDB is not installed ({prog}): run `make setup`")
         self.base = Path(tempfile.mkdtemp(prefix=f"{prefix}-maria-"))
         self.port = free_port()
+        # TLS with this (certificate, key), and user congress may only connect with it.
+        self.tls = tls
         self.proc: subprocess.Popen | None = None
 
     @property
@@ -58,12 +61,20 @@ class MariaDB:
                         "--skip-test-db", "--skip-name-resolve"],
                        check=True, capture_output=True, timeout=120)
         mariadbd = shutil.which("mariadbd") or "/usr/sbin/mariadbd"
+        ssl_args: list[str] = []
+        if self.tls:
+            for name, src in zip(("server.crt", "server.key"), self.tls, strict=True):
+                shutil.copy(src, self.base / name)
+                shutil.chown(self.base / name, "mysql", "mysql")
+                os.chmod(self.base / name, 0o600)
+            ssl_args = [f"--ssl-cert={self.base / 'server.crt'}",
+                        f"--ssl-key={self.base / 'server.key'}"]
         self.proc = subprocess.Popen(
             [mariadbd, "--no-defaults", f"--datadir={data}", f"--port={self.port}",
              "--bind-address=127.0.0.1", f"--socket={self.socket}",
              f"--pid-file={self.base}/mysqld.pid", "--user=mysql", "--skip-name-resolve",
              "--innodb-flush-log-at-trx-commit=0", "--skip-log-bin",
-             f"--log-error={self.base}/error.log"],
+             f"--log-error={self.base}/error.log", *ssl_args],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         deadline = time.monotonic() + timeout
         while True:
@@ -75,7 +86,8 @@ class MariaDB:
                     raise RuntimeError(f"mariadbd did not start: see {self.base}/error.log"
                                        ) from None
                 time.sleep(0.1)
-        self.sql(f"CREATE USER 'congress'@'127.0.0.1' IDENTIFIED BY '{PASSWORD}'")
+        self.sql(f"CREATE USER 'congress'@'127.0.0.1' IDENTIFIED BY '{PASSWORD}'"
+                 + (" REQUIRE SSL" if self.tls else ""))
         self.create_database("congress")
 
     def cleanup(self) -> None:
