@@ -13,7 +13,6 @@ stdout (``pytest -s``) and to the report's captured output.
 
 from __future__ import annotations
 
-import re
 import time
 
 import pytest
@@ -291,13 +290,18 @@ def test_the_servers_run_as_the_agents_user(healthy):
     lab's inventory falls back to root only where it cannot); it reads its config
     and secrets through its group (the cluster is healthy)."""
     c = healthy
-    cib = c.crm(c.nodes[0], "cibadmin", "-Q").stdout
-    users = set(re.findall(r'id="congress-(?:api-pe|datasources)-instance_attributes-user" '
-                           r'name="user" value="([^"]+)"', cib))
-    assert len(users) == 1, f"the two congress primitives' user parameters: {users}"
-    user = users.pop()
+    import xml.etree.ElementTree as ET
+
+    cib = ET.fromstring(c.crm(c.nodes[0], "cibadmin", "-Q").stdout)
+    users = {p.get("id"): nv.get("value") for p in cib.iter("primitive")
+             if p.get("id") in ("congress-api-pe", "congress-datasources")
+             for nv in p.iter("nvpair") if nv.get("name") == "user"}
+    assert len(users) == 2 and len(set(users.values())) == 1, \
+        f"the two congress primitives' user parameters: {users}"
+    user = next(iter(users.values()))
     for node in c.nodes:
-        r = c.d.run(node, ["ps", "-o", "user=", "-p", str(c.pe_pid(node))])
+        # user:32, not user: ps cuts a name longer than 8 characters ("congres+").
+        r = c.d.run(node, ["ps", "-o", "user:32=", "-p", str(c.pe_pid(node))])
         assert r.stdout.split() == [user], f"{node}: {r.stdout}{r.stderr}"
     dsd = c.dsd_node()
     r = c.d.run(dsd, ["pgrep", "-u", user, "-f", "[c]ongress-ha-server.*--datasources"])
