@@ -141,7 +141,7 @@ cur = c.cursor(); cur.execute("select current_user, current_database()"); print(
 AMQP_PROBE = """
 import amqp
 c = amqp.Connection(host="203.0.113.10:5672", userid="congress", password="PASSWORD",
-                    connect_timeout=5)
+                    virtual_host="VHOST", connect_timeout=5)
 c.connect(); print(c.server_properties["product"]); c.close()
 """
 
@@ -159,10 +159,13 @@ def test_postgresql_accepts_the_congress_user_from_a_node(cluster_lab):
 def test_rabbitmq_accepts_the_congress_user_from_a_node(cluster_lab):
     import sys
 
-    r = cluster_lab.exec("n2", sys.executable, "-c",
-                         AMQP_PROBE.replace("PASSWORD", cluster_lab.plan.secret))
+    probe = AMQP_PROBE.replace("PASSWORD", cluster_lab.plan.secret)
+    r = cluster_lab.exec("n2", sys.executable, "-c", probe.replace("VHOST", "congress"))
     assert r.returncode == 0, r.stderr
     assert "RabbitMQ" in r.stdout
+    # The cluster's own vhost only: the default one is not the user's.
+    r = cluster_lab.exec("n2", sys.executable, "-c", probe.replace("VHOST", "/"))
+    assert r.returncode != 0 and "RabbitMQ" not in r.stdout, r.stdout + r.stderr
 
 
 def test_two_labs_use_the_same_addresses_without_seeing_each_other(cluster_lab, plain_lab):
