@@ -3,7 +3,9 @@
 The PE applies the DSD's table deltas in sequence (``TableReplica``), asks for
 a snapshot when it falls out of sequence, feeds what changed to its Datalog
 engine, and casts one execution request per action the engine derives to the
-DSD.  Every PE does this; the DSD decides whose requests run.  Policies reach
+DSD.  Every PE does this; the DSD decides whose requests run.  A request whose
+cast fails (the broker down) waits in the PE's outbox and is sent, in order,
+once the broker takes casts again; the DSD's journal and leader drop copies.  Policies reach
 the engine through the ``PolicyManager`` (roles/policies.py), synced on a
 ``policy_changed`` broadcast and by a poll every ``POLICY_POLL`` seconds.
 """
@@ -64,6 +66,11 @@ class PolicyEngineRole:
         self.announced: list[str] = []
         self.sent = 0
         self.send_failures = 0
+        # Requests not yet taken by the broker, oldest first (its confirm is the
+        # proof); their own lock: the bus, table and API threads all send.
+        self.unsent: deque[ActionRequest] = deque()
+        self.unsent_dropped = 0
+        self._outbox_lock = threading.Lock()
         self.sending = False
         self._policy_due = False
         self._wake = threading.Event()
@@ -118,6 +125,8 @@ class PolicyEngineRole:
             actions = self._derive(self.replica.on_heartbeat(hb.incarnation, hb.seqs, now))
             needs = self.replica.needs_snapshot()
         self.send_actions(actions)
+        if self.unsent:
+            self._wake.set()  # the broker is back (a heartbeat came): flush the outbox
         if resend:
             # A new DSD: what the old one took but never ran is lost with it,
             # so send again what went out lately. The journal and the
@@ -173,6 +182,7 @@ class PolicyEngineRole:
             self._wake.clear()
             if self._stop.is_set():
                 return
+            self.flush_unsent()
             if self.policies is not None and (self._policy_due or self.clock() >= next_poll):
                 self._policy_due = False
                 next_poll = self.clock() + POLICY_POLL
@@ -281,14 +291,57 @@ class PolicyEngineRole:
         self._cast(request)
 
     def _cast(self, request: ActionRequest) -> None:
+        """Send now, or keep it in the outbox behind the ones still waiting there
+        (the outbox is sent in order: one failed cast does not make the next
+        one wait out its own retries while the broker is down)."""
+        with self._outbox_lock:
+            waiting = bool(self.unsent)
+            if waiting:
+                self._keep(request)
+        if not waiting and not self._send(request):
+            with self._outbox_lock:
+                self._keep(request)
+
+    def _keep(self, request: ActionRequest) -> None:
+        """Under the outbox lock; the oldest is dropped (and counted) when full."""
+        if len(self.unsent) >= RESEND_MAX:
+            dropped = self.unsent.popleft()
+            self.unsent_dropped += 1
+            LOG.error("outbox full (%d requests): action %s dropped", RESEND_MAX,
+                      dropped.action_id)
+        self.unsent.append(request)
+
+    def flush_unsent(self) -> int:
+        """Send the outbox in order until a cast fails; how many went out."""
+        sent = 0
+        while True:
+            with self._outbox_lock:
+                if not self.unsent:
+                    break
+                request = self.unsent[0]
+            if not self._send(request):
+                break
+            with self._outbox_lock:
+                if self.unsent and self.unsent[0] is request:
+                    self.unsent.popleft()
+            sent += 1
+        if sent:
+            LOG.warning("outbox: %d requests sent after the bus came back", sent)
+        return sent
+
+    def _send(self, request: ActionRequest) -> bool:
+        """One cast; True once the broker confirmed it (oslo.messaging publishes
+        with confirms)."""
         try:
             send(self.transport, EXECUTE_ACTION, request)
-            self.sent += 1
-            LOG.debug("requested %s %s:%s%s", request.action_id, request.datasource,
-                      request.action, list(request.args))
         except BusError as exc:
             self.send_failures += 1
-            LOG.error("action %s not sent: %s", request.action_id, exc)
+            LOG.error("action %s not sent, kept in the outbox: %s", request.action_id, exc)
+            return False
+        self.sent += 1
+        LOG.debug("requested %s %s:%s%s", request.action_id, request.datasource,
+                  request.action, list(request.args))
+        return True
 
     # -- views ----------------------------------------------------------------
 
@@ -356,6 +409,7 @@ class PolicyEngineRole:
                     "seqs": dict(self.replica.seqs()) if locked else None,
                     "resyncs": self.replica.resyncs, "gaps": self.replica.gaps,
                     "actions_sent": self.sent, "send_failures": self.send_failures,
+                    "outbox": len(self.unsent), "outbox_dropped": self.unsent_dropped,
                     "rejected": {n: why for n, (why, _) in self.rejected.items()},
                     "engine_rebuilds": self.rebuilds,
                     "quarantined_rules": [
