@@ -37,6 +37,7 @@ from congress_ha.bus.messages import (
     PolicyChanged,
     Pushed,
     PushRows,
+    PushStored,
     RefreshRequest,
     Snapshot,
     SnapshotRequest,
@@ -111,14 +112,15 @@ TABLE_DELTA = Method(TOPIC_TABLES, "table_delta", TableDelta, arg="delta", fanou
 EXECUTE_ACTION = Method(TOPIC_DSD, "execute_action", ActionRequest, arg="request")
 SNAPSHOT = Method(TOPIC_DSD, "snapshot", SnapshotRequest, Snapshot | None)
 LEADER_STATUS = Method(TOPIC_DSD, "leader_status", LeaderStatusRequest, LeaderStatus)
-PUSH_ROWS = Method(TOPIC_DSD, "push_rows", PushRows, Pushed)
+PUSH_ROWS = Method(TOPIC_DSD, "push_rows", PushRows, Pushed)  # from 0.1's API nodes
+PUSH_STORED = Method(TOPIC_DSD, "push_stored", PushStored, Pushed)
 DATASOURCE_STATUS = Method(TOPIC_DSD, "datasource_status", DatasourceStatusRequest,
                            DatasourceStatus)
 EXECUTE_DIRECT = Method(TOPIC_DSD, "execute_direct", ExecuteDirect, Done)
 REFRESH = Method(TOPIC_DSD, "refresh", RefreshRequest, Done)
 
 METHODS = (HEARTBEAT, GOODBYE, POLICY_CHANGED, DATASOURCES_CHANGED, TABLE_DELTA,
-           EXECUTE_ACTION, SNAPSHOT, LEADER_STATUS, PUSH_ROWS, DATASOURCE_STATUS,
+           EXECUTE_ACTION, SNAPSHOT, LEADER_STATUS, PUSH_ROWS, PUSH_STORED, DATASOURCE_STATUS,
            EXECUTE_DIRECT, REFRESH)
 TOPICS: dict[str, dict[str, Method]] = {}
 for _m in METHODS:
@@ -145,14 +147,16 @@ def send(transport, method: Method, message: Any, retry: int | None = None) -> N
         transport.cast(method.topic, method.name, args, seal, retry=retry)
 
 
-def call(transport, method: Method, message: Any, timeout: float | None = None) -> Any:
+def call(transport, method: Method, message: Any, timeout: float | None = None,
+         retry: int | None = None) -> Any:
     """The checked reply to ``message``; ``ErrorReply`` if the server answered with
     an error, ``BusError`` if nobody answered or the reply does not fit."""
     if not method.is_call:
         raise TypeError(f"{method} is a cast: use send()")
     args = method.encode(message)
     seal = transport.sealer.seal(method.topic, method.name, args)
-    answer = transport.call(method.topic, method.name, args, seal, timeout=timeout)
+    answer = transport.call(method.topic, method.name, args, seal, timeout=timeout,
+                            retry=retry)
     try:
         reply = method.decode_reply(transport.sealer.open_reply(seal, answer))
     except SealError as exc:

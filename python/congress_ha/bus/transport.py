@@ -29,6 +29,16 @@ with warnings.catch_warnings():
 
 LOG = logging.getLogger(__name__)
 EXCHANGE = "congress_ha"
+# Topics whose queues are quorum queues (durable, replicated): the DSD's
+# (contract.TOPIC_DSD), where a request waits for whichever DSD runs next. They
+# live on an exchange of their own: RabbitMQ refuses to declare one exchange
+# both durable (what a quorum queue's side asks) and transient (the others').
+DURABLE_TOPICS = frozenset({"dsd"})
+DURABLE_EXCHANGE = "congress_ha_durable"
+
+
+def exchange_of(topic: str) -> str:
+    return DURABLE_EXCHANGE if topic in DURABLE_TOPICS else EXCHANGE
 
 
 class BusError(Exception):
@@ -72,7 +82,8 @@ class Transport:
                              max_age=settings.get("bus", "max_message_age"))
         self.transport = om.get_rpc_transport(
             self.conf, url=settings.get("DEFAULT", "transport_url"))
-        _rabbit_defaults(self.conf)
+        _rabbit_defaults(self.conf, durable=False)
+        self._durable: Any = None  # the transport of durable servers, made on first use
         self._servers: list[Any] = []
         self._endpoints: list[Any] = []
         self._clients: dict[tuple[str, bool], Any] = {}
@@ -80,25 +91,43 @@ class Transport:
     def _client(self, topic: str, fanout: bool = False):
         key = (topic, fanout)
         if key not in self._clients:
-            target = om.Target(exchange=EXCHANGE, topic=topic, fanout=fanout)
+            target = om.Target(exchange=exchange_of(topic), topic=topic, fanout=fanout)
+            # The sender declares the exchange too, so it must agree on durability.
+            transport = (self._durable_transport() if topic in DURABLE_TOPICS
+                         else self.transport)
             self._clients[key] = om.get_rpc_client(
-                self.transport, target, timeout=self.timeout, retry=self.retry)
+                transport, target, timeout=self.timeout, retry=self.retry)
         return self._clients[key]
 
     def serve(self, topic: str, server: str, endpoint: object):
         """Handle ``topic`` (its fanout and shared queue) with ``endpoint``'s methods.
 
-        Returns the server, for a caller that must stop consuming early.
+        A topic of DURABLE_TOPICS gets quorum queues, which keep what the
+        broker confirmed across a broker restart (the ``dsd`` topic, whose
+        server name is stable). The others stay transient: their server names
+        carry the process's incarnation, and a durable queue per incarnation
+        would pile up on the broker. Returns the server, for a caller that must
+        stop consuming early.
         """
-        target = om.Target(exchange=EXCHANGE, topic=topic, server=server)
-        srv = om.get_rpc_server(self.transport, target, [endpoint])
+        target = om.Target(exchange=exchange_of(topic), topic=topic, server=server)
+        durable = topic in DURABLE_TOPICS
+        transport = self._durable_transport() if durable else self.transport
+        srv = om.get_rpc_server(transport, target, [endpoint])
         # The server registers this option; one handler thread per server keeps
         # each topic in arrival order.
-        self.conf.set_override("executor_thread_pool_size", 1)
+        transport.conf.set_override("executor_thread_pool_size", 1)
         srv.start()
         self._servers.append(srv)
         self._endpoints.append(endpoint)
         return srv
+
+    def _durable_transport(self):
+        if self._durable is None:
+            conf = oslo_conf(self.settings)
+            self._durable = om.get_rpc_transport(
+                conf, url=self.settings.get("DEFAULT", "transport_url"))
+            _rabbit_defaults(conf, durable=True)
+        return self._durable
 
     def refusals(self) -> dict[str, int]:
         """Messages dropped by this process's endpoints, by kind (forged, stale,
@@ -126,8 +155,8 @@ class Transport:
         self._send(self._client(topic), "cast", method, retry, args, seal)
 
     def call(self, topic: str, method: str, args: dict[str, Any], seal: dict[str, Any],
-             timeout: float | None = None) -> Any:
-        return self._send(self._client(topic), "call", method, None, args, seal, timeout)
+             timeout: float | None = None, retry: int | None = None) -> Any:
+        return self._send(self._client(topic), "call", method, retry, args, seal, timeout)
 
     def _send(self, client, kind, method, retry, kwargs, seal, timeout=None):
         opts: dict[str, Any] = {}
@@ -165,21 +194,40 @@ class Transport:
         # cleanup() closes the connection pool and the reply listener of our
         # calls; the latter can take seconds to notice. Bounded: at exit the
         # kernel closes what is left and the broker drops it.
-        closer = threading.Thread(target=self.transport.cleanup, daemon=True)
-        closer.start()
-        closer.join(timeout=1.0)
+        closers = [threading.Thread(target=t.cleanup, daemon=True)
+                   for t in (self.transport, self._durable) if t is not None]
+        for closer in closers:
+            closer.start()
+        for closer in closers:
+            closer.join(timeout=1.0)
 
 
-def _rabbit_defaults(conf) -> None:
+def _rabbit_defaults(conf, durable: bool) -> None:
     """Defaults for the rabbit driver that HA needs; the config file may override.
 
     - prefetch 1: a consumer that died without closing its connection (its
       node cut off) holds at most one message, instead of receiving every
       other request of the shared ``dsd`` queue until the broker notices;
     - AMQP heartbeats every 2 s, a connection dead after 6 s: the broker then
-      requeues what that consumer held, for the live DSD (default: 60 s).
+      requeues what that consumer held, for the live DSD (default: 60 s);
+    - a reconnect every second while the broker is away (oslo.messaging's
+      default backs off to 30 s, which measured 5-10 s from the broker's
+      return to the DSD consuming again);
+    - ``durable``: quorum queues (``Transport.serve``): a request the broker
+      confirmed (oslo.messaging publishes with confirms) is on disk and
+      survives a broker restart. Otherwise never quorum, whatever the file says.
     """
-    for name, value in (("rabbit_qos_prefetch_count", 1),
+    if not durable:
+        try:
+            conf.set_override("rabbit_quorum_queue", False, group="oslo_messaging_rabbit")
+        except Exception:  # noqa: BLE001 - not the rabbit driver (fake://)
+            pass
+    for name, value in (("rabbit_quorum_queue", durable),
+                        # Reconnect every second, not with a growing pause (up
+                        # to 30 s): a broker back after an outage is used at once.
+                        ("rabbit_retry_backoff", 0),
+                        ("rabbit_interval_max", 1),
+                        ("rabbit_qos_prefetch_count", 1),
                         ("heartbeat_timeout_threshold", 6),
                         ("heartbeat_rate", 3)):
         try:
