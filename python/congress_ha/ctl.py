@@ -158,6 +158,15 @@ def _problems(status: dict[str, Any]) -> list[dict[str, Any]]:
     for name, why in ((status.get("datasources") or {}).get("errors") or {}).items():
         out.append({"member": member, "kind": "failed datasource", "id": name,
                     "detail": why})
+    waiting = (status.get("datasources") or {}).get("journal_waiting")
+    if waiting is not None:
+        out.append({"member": member, "kind": "actions waiting", "id": "",
+                    "detail": f"the journal's database has not taken a write for "
+                              f"{waiting:.0f} s; actions run, in order, once it does"})
+    if pe.get("outbox"):
+        out.append({"member": member, "kind": "requests not sent", "id": "",
+                    "detail": f"{pe['outbox']} action requests wait for the broker "
+                              f"({pe.get('outbox_dropped', 0)} dropped: outbox full)"})
     unsigned = {k: n for k, n in (status.get("bus_refused") or {}).items()
                 if k in ("forged", "stale", "replayed") and n}
     if unsigned:

@@ -229,7 +229,8 @@ class Server:
         if self.dsd:
             out["datasources"] = {"leader": self.dsd.leader_view(),
                                   "seqs": self.dsd.heartbeat_state()["seqs"],
-                                  "errors": self.dsd.errors}
+                                  "errors": self.dsd.errors,
+                                  "journal_waiting": self.dsd.journal_waiting()}
         return out
 
     def dispatch(self, request: dict[str, Any]) -> dict[str, Any]:

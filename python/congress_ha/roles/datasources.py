@@ -81,6 +81,7 @@ class DatasourceRole:
         if self._server is not None:
             self.transport.unserve(self._server)
         self._stop.set()
+        self.actions.stopping.set()  # an executor waiting for the journal gives up
         self.drivers.on_datasources_changed()  # wakes the reload thread to end
         self.actions.executions.put(None)
         for t in self._threads:
@@ -104,6 +105,11 @@ class DatasourceRole:
         if self.drivers.errors:
             return False, "datasource errors: " + "; ".join(self.drivers.errors.values())
         return True, f"{len(self.drivers.drivers)} datasources running"
+
+    def journal_waiting(self) -> float | None:
+        """Seconds the executor has waited for the journal's database (None: not)."""
+        since = self.actions.journal_blocked_since
+        return None if since is None else round(self.actions.clock() - since, 3)
 
     def leader_view(self) -> dict[str, Any]:
         return dump(self.actions.status())

@@ -25,6 +25,7 @@ from congress_ha.timings import seconds
 
 LOG = logging.getLogger(__name__)
 MAX_SLEEP = seconds("LEADER_MAX_SLEEP")  # the leader clock sleeps at most this between ticks
+JOURNAL_RETRY_MIN, JOURNAL_RETRY_MAX = 0.1, 2.0  # seconds between journal write attempts
 
 
 class ActionRunner:
@@ -47,6 +48,8 @@ class ActionRunner:
         self.executed_total = 0
         self.skipped_by_journal = 0
         self.failed_actions = 0
+        self.journal_blocked_since: float | None = None  # the executor waits for the DB
+        self.stopping = threading.Event()  # set by the role's stop: no more waiting
 
     def load_journal(self) -> None:
         """What earlier DSDs executed, so that it is never executed again."""
@@ -111,17 +114,42 @@ class ActionRunner:
                 return
             self._execute(ex)
 
-    def _execute(self, ex: Execute) -> None:
+    def _record(self, ex: Execute) -> bool | None:
+        """Journal ``ex`` (True: recorded now, run it; False: already recorded).
+
+        While the database is away the executor waits for it, retrying, and
+        everything after this action waits in order behind it: an accepted
+        action is late, never dropped. None if the DSD stops meanwhile.
+        """
         req = ex.request
-        if self.journal is not None:
+        delay = JOURNAL_RETRY_MIN
+        while True:
             try:
                 fresh = self.journal.record(req.action_id, req.datasource, req.action,
                                             list(req.args), req.pe, self.node.member,
                                             ex.reason)
             except StoreError as exc:
-                self.failed_actions += 1
-                LOG.error("action %s not executed: %s", req.action_id, exc)
-                return
+                if self.journal_blocked_since is None:
+                    self.journal_blocked_since = self.clock()
+                    LOG.error("action %s waits for the journal: %s", req.action_id, exc)
+                if self.stopping.wait(delay):
+                    LOG.error("action %s not executed: stopped while the journal was "
+                              "unavailable", req.action_id)
+                    return None
+                delay = min(delay * 2, JOURNAL_RETRY_MAX)
+                continue
+            if self.journal_blocked_since is not None:
+                LOG.warning("journal available again after %.1fs",
+                            self.clock() - self.journal_blocked_since)
+                self.journal_blocked_since = None
+            return fresh
+
+    def _execute(self, ex: Execute) -> None:
+        req = ex.request
+        if self.journal is not None:
+            fresh = self._record(ex)
+            if fresh is None:
+                return  # stopping with the database still away
             if not fresh:
                 self.skipped_by_journal += 1
                 LOG.info("action %s already in the journal: not repeated", req.action_id)
