@@ -37,6 +37,7 @@ SAMPLES: dict[type, object] = {
         {"leader_changes": 1, "executed": 3}, 3, 0, 0, 1,
         [m.LeaderChangeView(12.5, None, "n2:api-pe", "first ready PE heard")]),
     m.PushRows: m.PushRows("in", "alarm", [["web1", 1], {"host": "db1", "n": 2}]),
+    m.PushStored: m.PushStored("in", "alarm"),
     m.Pushed: m.Pushed(True, 2),
     m.DatasourceStatusRequest: m.DatasourceStatusRequest("in"),
     m.DatasourceStatus: m.DatasourceStatus(True, 4, "2026-12-02 05:02:03", None, 4,
@@ -95,7 +96,7 @@ def test_every_topic_method_is_declared_once_with_dataclasses():
         "heartbeat": ["datasources_changed", "goodbye", "heartbeat", "policy_changed"],
         "tables": ["table_delta"],
         "dsd": ["datasource_status", "execute_action", "execute_direct", "leader_status",
-                "push_rows", "refresh", "snapshot"]}
+                "push_rows", "push_stored", "refresh", "snapshot"]}
     for x in c.METHODS:
         assert dataclasses.is_dataclass(x.request)
         assert x.fanout == (x.topic != c.TOPIC_DSD)
@@ -292,7 +293,7 @@ class FakeTransport:
     def cast(self, topic, method, args, seal, retry=None):
         self.sent.append(("cast", topic, method, args))
 
-    def call(self, topic, method, args, seal, timeout=None):
+    def call(self, topic, method, args, seal, timeout=None, retry=None):
         self.sent.append(("call", topic, method, args))
         return PEER.seal_reply(seal, self.answer)
 

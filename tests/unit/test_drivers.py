@@ -136,7 +136,7 @@ def test_pushed_rows_are_restored_before_start():
     published = []
     d = PushDriver("inbox", {"tables": {"alarm": ["host"], "other": ["x"]}},
                    lambda t, rows: published.append((t, rows)))
-    d.restore({"alarm": [["web1"]]})
+    d.restore({"alarm": ([["web1"]], 3)})
     d.start()
     assert sorted(published) == [("alarm", [("web1",)]), ("other", [])]
 

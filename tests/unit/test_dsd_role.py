@@ -16,7 +16,14 @@ from congress_ha.datasources.base import Driver, DriverError
 from congress_ha.datasources.registry import DRIVERS
 from congress_ha.roles.datasources import DatasourceRole
 from congress_ha.roles.dsd.publish import Publication
-from congress_ha.store.datasources import add_datasource, pushed_rows
+from congress_ha.store.datasources import (
+    NoSuchDatasource,
+    add_datasource,
+    delete_datasource,
+    list_datasources,
+    pushed_rows,
+    save_pushed_rows,
+)
 from congress_ha.store.db import open_engine, session_factory
 from tests.support.sealed import Caller, local_sealer
 
@@ -118,7 +125,8 @@ def test_rows_go_to_what_accepts_pushes_and_persist_only_where_declared(role, st
     assert endpoint.push_rows({}, datasource="inbox", table="alarm",
                               rows=[["web1", "disk"], {"host": "db1", "kind": "cpu"}]) \
         == {"ok": True, "rows": 2}
-    assert sorted(pushed_rows(store, "inbox")["alarm"]) == [["db1", "cpu"], ["web1", "disk"]]
+    rows, version = pushed_rows(store, "inbox")["alarm"]
+    assert sorted(rows) == [["db1", "cpu"], ["web1", "disk"]] and version == 1
     assert role.transport.deltas("inbox")[-1]["added"] == [["db1", "cpu"], ["web1", "disk"]]
     assert endpoint.push_rows({}, datasource="tags", table="t", rows=[[1]]) == {
         "ok": True, "rows": 1}
@@ -127,6 +135,33 @@ def test_rows_go_to_what_accepts_pushes_and_persist_only_where_declared(role, st
     assert answer["kind"] == "invalid" and "does not accept pushed rows" in answer["error"]
     answer = endpoint.push_rows({}, datasource="inbox", table="alarm", rows=[["web1"]])
     assert answer["kind"] == "invalid" and "row 0" in answer["error"]
+
+
+def test_a_push_stored_by_an_api_node_is_published_at_its_word_or_by_the_poll(role, store):
+    endpoint = dsd(role)
+    # An API node stores the rows (the DSD is not asked), then tells the DSD.
+    assert save_pushed_rows(store, "inbox", "alarm", [["web1", "disk"]]) == 1
+    assert endpoint.push_stored({}, datasource="inbox", table="alarm") == {"ok": True,
+                                                                          "rows": 1}
+    assert role.transport.deltas("inbox")[-1]["added"] == [["web1", "disk"]]
+    sent = len(role.transport.sent)
+    assert role.drivers.sync_pushed() == 0          # nothing newer stored: nothing sent
+    assert len(role.transport.sent) == sent
+    # Stored while the DSD or the bus was away: no word comes, the poll publishes it.
+    assert save_pushed_rows(store, "inbox", "alarm", [["db1", "cpu"]]) == 2
+    assert role.drivers.sync_pushed() == 1
+    delta = role.transport.deltas("inbox")[-1]
+    assert (delta["added"], delta["removed"]) == ([["db1", "cpu"]], [["web1", "disk"]])
+    answer = endpoint.push_stored({}, datasource="out", table="t")
+    assert answer["kind"] == "invalid" and "does not accept pushed rows" in answer["error"]
+
+
+def test_a_push_racing_the_datasource_s_delete_stores_nothing(store):
+    ds = next(d for d in list_datasources(store) if d.name == "inbox")
+    delete_datasource(store, ds.id)
+    with pytest.raises(NoSuchDatasource):
+        save_pushed_rows(store, "inbox", "alarm", [["web1", "disk"]], datasource_id=ds.id)
+    assert pushed_rows(store, "inbox") == {}
 
 
 def test_pushed_rows_come_back_in_a_restarted_dsd(store):

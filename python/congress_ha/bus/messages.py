@@ -155,11 +155,21 @@ class LeaderStatus:
 
 @dataclass
 class PushRows:
+    """A push as API nodes of release 0.1 send it: the DSD checks and stores it."""
+
     datasource: str
     table: str
     # Rows by position or by column name: the push driver checks each and names
     # the bad one (a 400 at the API), so the bus only bounds their number.
     rows: Annotated[list[Any], Most(MAX_ROWS)]
+
+
+@dataclass
+class PushStored:
+    """An API node stored a push of ``table``: publish what is stored now."""
+
+    datasource: str
+    table: str
 
 
 @dataclass

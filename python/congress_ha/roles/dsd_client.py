@@ -14,7 +14,7 @@ from congress_ha.bus.contract import (
     DATASOURCES_CHANGED,
     EXECUTE_DIRECT,
     POLICY_CHANGED,
-    PUSH_ROWS,
+    PUSH_STORED,
     REFRESH,
     ErrorReply,
     Method,
@@ -26,14 +26,16 @@ from congress_ha.bus.messages import (
     DatasourceStatusRequest,
     ExecuteDirect,
     PolicyChanged,
-    PushRows,
+    PushStored,
     RefreshRequest,
 )
 from congress_ha.bus.transport import BusError, Transport
 from congress_ha.bus.wire import dump
 from congress_ha.errors import InvalidInput, NotFound, Unavailable
+from congress_ha.timings import seconds
 
 ERRORS = {"invalid": InvalidInput, "not_found": NotFound}  # other kinds: Unavailable
+PUSH_NOTICE_WAIT = seconds("PUSH_NOTICE_WAIT")
 
 
 class DsdClient:
@@ -48,8 +50,15 @@ class DsdClient:
         except ErrorReply as exc:
             raise ERRORS.get(exc.kind, Unavailable)(str(exc)) from None
 
-    def push_rows(self, datasource: str, table: str, rows: list) -> None:
-        self._call(PUSH_ROWS, PushRows(datasource, table, rows))
+    def push_stored(self, datasource: str, table: str) -> bool:
+        """Ask the DSD to publish a push just stored; False if it did not answer
+        within PUSH_NOTICE_WAIT (its poll publishes it once it and the bus are back)."""
+        try:
+            call(self.transport, PUSH_STORED, PushStored(datasource, table),
+                 timeout=PUSH_NOTICE_WAIT, retry=0)
+        except (BusError, ErrorReply):
+            return False
+        return True
 
     def status(self, datasource: str) -> dict[str, Any]:
         return dump(self._call(DATASOURCE_STATUS, DatasourceStatusRequest(datasource)))

@@ -13,10 +13,15 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from congress_ha.config import limit
-from congress_ha.datasources.base import DriverSettings
+from congress_ha.datasources.base import DriverError, DriverSettings
+from congress_ha.datasources.push import PushDriver, normalize_rows
 from congress_ha.datasources.registry import DRIVERS, driver_info, validate_config
+from congress_ha.engine import PolicyError
 from congress_ha.engine.builtins import CLOCK
+from congress_ha.engine.engine import check_rows
 from congress_ha.errors import AlreadyExists, InvalidInput, NotFound, TooLarge, Unavailable
 from congress_ha.store import datasources as ds_store
 from congress_ha.store.db import StoreError
@@ -34,6 +39,10 @@ class DatasourceRecord:
     config: dict
     description: str
     enabled: bool
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).splitlines() or [type(exc).__name__])[0]
 
 
 def _record(ds: Datasource) -> DatasourceRecord:
@@ -190,11 +199,41 @@ class Service:
             return self.pe.rows(record.name, table)
 
     def push_rows(self, ident: str, table: str, rows: list) -> None:
+        """Check the rows as the DSD will, store them, then ask the DSD to publish.
+
+        Stored is accepted: the push needs this node and the database, not the
+        broker or a DSD (one that is away publishes it within PUSH_POLL of
+        being back)."""
         if isinstance(rows, list) and len(rows) > self.max_rows:
             raise TooLarge(f"{len(rows)} rows in one push; the limit is [limits] "
                            f"max_rows_per_table = {self.max_rows}")
         record = self.get_datasource(ident)
-        self.dsd.push_rows(record.name, table, rows)
+        checked = self._checked_push(record, table, rows)
+        try:
+            ds_store.save_pushed_rows(self.sessions, record.name, table,
+                                      [list(r) for r in checked], datasource_id=record.id)
+        except ds_store.NoSuchDatasource:
+            self._cached_at = 0.0
+            raise NotFound(f"datasource {record.name!r} not found (deleted)") from None
+        except (StoreError, SQLAlchemyError) as exc:
+            raise Unavailable(f"the push was not stored: {_first_line(exc)}") from None
+        if getattr(self.pe, "dsd", True) is not None:
+            # A DSD is heard: have it publish now. None is (a failover): its
+            # successor publishes what is stored when it starts.
+            self.dsd.push_stored(record.name, table)
+
+    def _checked_push(self, record: DatasourceRecord, table: str, rows) -> list[tuple]:
+        """The rows in column order, checked by the engine's own row check."""
+        driver = DRIVERS.get(record.driver)
+        if not (isinstance(driver, type) and issubclass(driver, PushDriver)):
+            raise InvalidInput(f"datasource {record.name} ({record.driver}) does not accept "
+                               "pushed rows; use a datasource of driver 'push'")
+        try:
+            tables = PushDriver.parse_tables(record.name, record.config)
+            normalized = normalize_rows(record.name, tables, table, rows)
+            return check_rows(record.name, table, normalized, len(tables[table]))
+        except (DriverError, PolicyError) as exc:
+            raise InvalidInput(f"datasource {record.name} table {table}: {exc}") from None
 
     def datasource_status(self, ident: str) -> dict[str, Any]:
         record = self.get_datasource(ident)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import sessionmaker
 
 from congress_ha.store.models import Datasource, PushedRows
@@ -36,16 +37,49 @@ def delete_datasource(sessions: sessionmaker, ds_id: str) -> None:
                                          ).delete()
 
 
-def pushed_rows(sessions: sessionmaker, datasource: str) -> dict[str, list]:
+def pushed_rows(sessions: sessionmaker, datasource: str) -> dict[str, tuple[list, int]]:
+    """Each table's stored rows and version."""
     with sessions() as session:
         rows = session.execute(select(PushedRows).where(PushedRows.datasource == datasource))
-        return {r.table: list(r.rows) for r in rows.scalars()}
+        return {r.table: (list(r.rows), r.version) for r in rows.scalars()}
 
 
-def save_pushed_rows(sessions: sessionmaker, datasource: str, table: str, rows: list) -> None:
+def pushed_versions(sessions: sessionmaker) -> dict[tuple[str, str], int]:
+    """(datasource, table) -> stored version, for every pushed table: the DSD's poll."""
+    with sessions() as session:
+        rows = session.execute(select(PushedRows.datasource, PushedRows.table,
+                                      PushedRows.version))
+        return {(ds, table): version for ds, table, version in rows}
+
+
+class NoSuchDatasource(LookupError):
+    """The datasource a push names was deleted meanwhile."""
+
+
+def save_pushed_rows(sessions: sessionmaker, datasource: str, table: str, rows: list,
+                     datasource_id: str | None = None) -> int:
+    """Store ``rows`` as the table's content; the new version.
+
+    With ``datasource_id``, the datasource's row is locked first and must still
+    exist (NoSuchDatasource): a push racing a delete stores nothing that a
+    datasource re-created under the same name would inherit.
+    """
+    try:
+        return _save(sessions, datasource, table, rows, datasource_id)
+    except IntegrityError:  # two first pushes of one table at once: one inserted
+        return _save(sessions, datasource, table, rows, datasource_id)
+
+
+def _save(sessions, datasource, table, rows, datasource_id) -> int:
     with sessions.begin() as session:
-        existing = session.get(PushedRows, (datasource, table))
+        if datasource_id is not None and session.get(
+                Datasource, datasource_id, with_for_update=True) is None:
+            raise NoSuchDatasource(datasource)
+        existing = session.get(PushedRows, (datasource, table), with_for_update=True)
         if existing is None:
-            session.add(PushedRows(datasource=datasource, table=table, rows=rows))
+            existing = PushedRows(datasource=datasource, table=table, rows=rows, version=1)
+            session.add(existing)
         else:
             existing.rows = rows
+            existing.version = (existing.version or 0) + 1
+        return existing.version

@@ -91,9 +91,15 @@ class LibraryPolicy(Base):
 
 
 class PushedRows(Base):
-    """The rows last pushed into one table of a push datasource."""
+    """The rows last pushed into one table of a push datasource.
+
+    ``version`` goes up by one with every push: the DSD publishes a table again
+    when the stored version is ahead of the one it published (the API stores
+    pushes itself, so they are taken while no DSD or no broker answers).
+    """
 
     __tablename__ = "pushed_rows"
     datasource: Mapped[str] = mapped_column(String(255), primary_key=True)
     table: Mapped[str] = mapped_column("table_name", String(255), primary_key=True)
     rows: Mapped[list] = mapped_column(JSON, default=list)
+    version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")

@@ -5,7 +5,9 @@ A reload (at start, on a ``datasources_changed`` broadcast, every
 yet) stops what was removed or reconfigured and starts what is new; one bad
 datasource never stops the others, and its error is kept for status and
 readiness.  The clock that ``now(x)`` reads runs as the datasource
-``builtin``, always, never stored.
+``builtin``, always, never stored.  Pushed tables are published from the
+database (``sync_pushed``): when an API node says it stored one, and every
+``PUSH_POLL`` seconds for the pushes made while this DSD or the bus was away.
 """
 
 from __future__ import annotations
@@ -13,17 +15,19 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from types import SimpleNamespace
 
 from congress_ha.datasources.base import Driver, DriverError, DriverSettings
 from congress_ha.datasources.registry import make_driver
 from congress_ha.engine.builtins import CLOCK
 from congress_ha.roles.dsd.publish import Publication
-from congress_ha.store.datasources import list_datasources, pushed_rows
+from congress_ha.store.datasources import list_datasources, pushed_rows, pushed_versions
 from congress_ha.timings import seconds
 
 LOG = logging.getLogger(__name__)
 DATASOURCE_POLL = seconds("DATASOURCE_POLL")  # the backstop for a missed datasources_changed
+PUSH_POLL = seconds("PUSH_POLL")  # the bound on publishing a push stored while away
 CLOCK_DATASOURCE = CLOCK[0]  # "builtin": the clock table builtin:now that now(x) reads
 
 
@@ -44,6 +48,7 @@ class DriverSet:
         self.definitions: dict[str, tuple[str, str]] = {}  # name -> (driver, config json)
         self.errors: dict[str, str] = {}
         self._reload = threading.Lock()  # one reload at a time: the bus's, the poll's
+        self._pushed = threading.Lock()  # one sync of pushed tables at a time
         self._due = threading.Event()
 
     def get(self, name: str) -> Driver | None:
@@ -121,13 +126,57 @@ class DriverSet:
         """A bus event (and the way to wake the reload thread)."""
         self._due.set()
 
-    def reloader(self, stopping) -> None:
-        """The loop of the reload thread, until ``stopping()``."""
+    def reloader(self, stopping, clock=time.monotonic) -> None:
+        """The loop of the reload thread, until ``stopping()``: datasources when
+        due (or every DATASOURCE_POLL), pushed tables every PUSH_POLL."""
+        next_reload = clock() + DATASOURCE_POLL
         while not stopping():
-            self._due.wait(DATASOURCE_POLL)
-            self._due.clear()
-            if not stopping():
+            due = self._due.wait(PUSH_POLL)
+            if stopping():
+                return
+            if due or clock() >= next_reload:
+                self._due.clear()
+                next_reload = clock() + DATASOURCE_POLL
                 self.reload()
+            self.sync_pushed()
+
+    # -- pushed tables ----------------------------------------------------------
+
+    def sync_pushed(self, only: str | None = None) -> int:
+        """Publish every pushed table (of datasource ``only``) whose stored version
+        is ahead of the one published; how many were published."""
+        with self._pushed:
+            try:
+                versions = pushed_versions(self.sessions)
+            except Exception as exc:  # noqa: BLE001 - the database is away: next poll
+                LOG.warning("cannot read the pushed tables' versions: %s", exc)
+                return 0
+            published = 0
+            names = {ds for ds, _ in versions if only in (None, ds)}
+            for name in sorted(names):
+                driver = self.drivers.get(name)
+                if driver is None or not driver.persists_rows:
+                    continue
+                behind = [t for (ds, t), v in versions.items()
+                          if ds == name and v > driver.versions.get(t, 0)]
+                if not behind:
+                    continue
+                try:
+                    stored = pushed_rows(self.sessions, name)
+                except Exception as exc:  # noqa: BLE001 - next poll
+                    LOG.warning("cannot read the pushed rows of %s: %s", name, exc)
+                    continue
+                for table in behind:
+                    rows, version = stored.get(table, ([], 0))
+                    try:
+                        published += driver.publish_stored(table, rows, version)
+                    except DriverError as exc:
+                        # Checked by the API before it stored them: a row only
+                        # a newer release's API accepts.
+                        LOG.error("datasource %s table %s: stored rows not published: "
+                                  "%s", name, table, exc)
+                        driver.versions[table] = version
+            return published
 
 
 def _definition(ds) -> tuple[str, str]:

@@ -19,6 +19,7 @@ from congress_ha.bus.messages import (
     LeaderStatusRequest,
     Pushed,
     PushRows,
+    PushStored,
     RefreshRequest,
     Snapshot,
     SnapshotRequest,
@@ -50,8 +51,34 @@ class DsdHandler:
     def leader_status(self, request: LeaderStatusRequest) -> LeaderStatus:
         return self.actions.status()
 
+    def push_stored(self, request: PushStored) -> Pushed | Error:
+        """An API node stored a push: publish the stored rows, if newer than ours."""
+        driver = self._push_driver(request.datasource)
+        if isinstance(driver, Error):
+            return driver
+        self.drivers.sync_pushed(request.datasource)
+        return Pushed(ok=True, rows=self.publication.row_count(request.datasource,
+                                                               request.table))
+
     def push_rows(self, request: PushRows) -> Pushed | Error:
+        """A push from an API node of release 0.1: checked and stored here."""
         name, table = request.datasource, request.table
+        driver = self._push_driver(name)
+        if isinstance(driver, Error):
+            return driver
+        try:
+            rows = self.publication.checked(name, table, driver.normalize(table, request.rows))
+        except DriverError as exc:
+            return Error(f"datasource {name} table {table}: {exc}", "invalid")
+        if not driver.persists_rows:
+            driver.publish(table, rows)
+            return Pushed(ok=True, rows=len(rows))
+        # Stored first, so a DSD restarted anywhere publishes the same rows again.
+        save_pushed_rows(self.sessions, name, table, [list(r) for r in rows])
+        self.drivers.sync_pushed(name)
+        return Pushed(ok=True, rows=len(rows))
+
+    def _push_driver(self, name: str):
         driver = self.drivers.get(name)
         if driver is None:
             return Error(f"datasource {name!r} does not run on {self.member}: "
@@ -59,15 +86,7 @@ class DsdHandler:
         if not driver.accepts_push:
             return Error(f"datasource {name} ({type(driver).__name__}) does not accept "
                          "pushed rows; use a datasource of driver 'push'", "invalid")
-        try:
-            rows = self.publication.checked(name, table, driver.normalize(table, request.rows))
-        except DriverError as exc:
-            return Error(f"datasource {name} table {table}: {exc}", "invalid")
-        if driver.persists_rows:
-            # Stored first, so a DSD restarted anywhere publishes the same rows again.
-            save_pushed_rows(self.sessions, name, table, [list(r) for r in rows])
-        driver.publish(table, rows)
-        return Pushed(ok=True, rows=len(rows))
+        return driver
 
     def datasource_status(self, request: DatasourceStatusRequest) -> DatasourceStatus | Error:
         name = request.datasource

@@ -108,6 +108,11 @@ class Publication:
                 return None
             return self.publisher.snapshot(name)
 
+    def row_count(self, name: str, table: str) -> int:
+        """How many rows of ``table`` are published now."""
+        with self.lock:
+            return len(self.publisher.tables.get(name, {}).get(table, ()))
+
     def updated(self, name: str) -> tuple[int, float]:
         """How many times ``name``'s tables changed, and when last (wall clock, 0: never)."""
         return self.updates.get(name, (0, 0.0))
