@@ -76,11 +76,20 @@ class Postgres:
                 os.chmod(self.base / name, 0o600)
             ssl_args = ["-c", "ssl=on", "-c", f"ssl_cert_file={self.base / 'server.crt'}",
                         "-c", f"ssl_key_file={self.base / 'server.key'}"]
+        self._args = [str(bindir / "postgres"), "-D", str(data), "-p", str(self.port),
+                      "-c", "listen_addresses=127.0.0.1",
+                      "-c", f"unix_socket_directories={self.base}", "-c", "fsync=off",
+                      *ssl_args]
+        self._launch(timeout)
+        psql = ["psql", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "-c"]
+        self._run(*psql, "CREATE USER congress")
+        self._run(*psql, "CREATE DATABASE congress OWNER congress")
+
+    def _launch(self, timeout: float) -> None:
+        bindir = _bindir()
         self.proc = subprocess.Popen(
-            [str(bindir / "postgres"), "-D", str(data), "-p", str(self.port),
-             "-c", "listen_addresses=127.0.0.1", "-c", f"unix_socket_directories={self.base}",
-             "-c", "fsync=off", *ssl_args],
-            stdout=subprocess.DEVNULL, stderr=open(self.base / "postgres.log", "ab"),
+            self._args, stdout=subprocess.DEVNULL,
+            stderr=open(self.base / "postgres.log", "ab"),
             user="postgres", group="postgres", start_new_session=True)
         deadline = time.monotonic() + timeout
         while True:
@@ -91,9 +100,15 @@ class Postgres:
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"postgres did not start: see {self.base}/postgres.log")
             time.sleep(0.1)
-        psql = ["psql", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "-c"]
-        self._run(*psql, "CREATE USER congress")
-        self._run(*psql, "CREATE DATABASE congress OWNER congress")
+
+    def stop(self) -> None:
+        """Stop the server (fast shutdown: sessions are cut), keeping its data."""
+        stop_popen(self.proc, signal.SIGINT, 20)
+        self.proc = None
+
+    def resume(self, timeout: float = 30.0) -> None:
+        """Start the stopped server again on its data."""
+        self._launch(timeout)
 
     def cleanup(self) -> None:
         stop_popen(self.proc, signal.SIGINT, 20)  # fast shutdown
