@@ -5,6 +5,7 @@
     congress-ha-ctl leader [--json]
     congress-ha-ctl render --cluster cluster.yaml --out DIR
     congress-ha-ctl rules|datasources list [--json] | delete ID
+    congress-ha-ctl db upgrade|version
 
 ``health`` exits with the OCF codes: 0 healthy, 7 not running, 1 failed, and
 prints one line saying why.  It imports only the standard library and the
@@ -236,6 +237,19 @@ def cmd_store(args) -> int:
         return OCF_ERR_GENERIC
 
 
+def cmd_db(args) -> int:
+    from congress_ha import ctl_store
+    from congress_ha.store.db import StoreError
+
+    settings = _settings(args.config_file)
+    try:
+        fn = ctl_store.db_upgrade if args.action == "upgrade" else ctl_store.db_version
+        return fn(settings)
+    except StoreError as exc:
+        print(f"congress-ha-ctl: {exc}", file=sys.stderr)
+        return OCF_ERR_GENERIC
+
+
 def cmd_bus_key(args) -> int:
     """Print a new bus key, or write it (0600, never over an existing file)."""
     from congress_ha.bus.seal import new_key
@@ -294,6 +308,12 @@ def build_parser(with_render: bool = True) -> argparse.ArgumentParser:
         dl.add_argument("ident", metavar="ID" if kind == "rules" else "NAME_OR_ID")
         common(dl)
         st.set_defaults(func=cmd_store, kind=kind)
+    db = sub.add_parser("db", help="the database schema's revision (upgrade, version)")
+    db_sub = db.add_subparsers(dest="action", required=True)
+    common(db_sub.add_parser("upgrade", help="migrate the schema to this release's "
+                                            "revision (once, from any node)"))
+    common(db_sub.add_parser("version", help="the database's revision and this release's"))
+    db.set_defaults(func=cmd_db)
     if with_render:
         # Jinja2 and PyYAML load only for render, never on the health path.
         from congress_ha.cluster.cli import add_render_parser

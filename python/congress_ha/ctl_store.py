@@ -1,6 +1,7 @@
-"""congress-ha-ctl rules|datasources list|delete: the stored state, straight from the
-database ([database] connection), for the day the API cannot help.
+"""congress-ha-ctl rules|datasources list|delete and db upgrade|version: the stored
+state and the schema, straight from the database ([database] connection).
 
+Rules and datasources, for the day the API cannot help:
 A stored rule that no engine can load (quarantined at start) or a datasource
 whose driver cannot start can always be seen and removed here: nothing is
 parsed, no process needs to run. A rule delete bumps the policy revision (the
@@ -85,3 +86,51 @@ def datasources_delete(settings, ident: str) -> int:
     print(f"congress-ha-ctl: no stored datasource {ident!r} "
           "(congress-ha-ctl datasources list)")
     return NOT_FOUND
+
+
+def db_upgrade(settings) -> int:
+    from congress_ha.store.db import new_engine, store_errors
+    from congress_ha.store.schema import ensure_schema
+
+    engine = new_engine(settings.get("database", "connection"))
+    try:
+        with store_errors(engine):
+            change = ensure_schema(engine, upgrade=True)
+    finally:
+        engine.dispose()
+    if change.stamped:
+        print(f"stamped {change.before}: the tables an earlier congress-ha created")
+    if change.before != change.after:
+        print(f"upgraded {change.before or '(empty)'} -> {change.after}")
+    elif not change.stamped:
+        print(f"unchanged at {change.after}")
+    return OK
+
+
+def db_version(settings) -> int:
+    from congress_ha.store.db import new_engine, store_errors
+    from congress_ha.store.schema import read_revisions
+
+    engine = new_engine(settings.get("database", "connection"))
+    try:
+        with store_errors(engine):
+            r = read_revisions(engine)
+    finally:
+        engine.dispose()
+    database = r.database or "(none)"
+    if r.unstamped:
+        database += " (tables made before migrations: stamped at the next start)"
+    if r.database is None:
+        verdict = "empty: the first start or `congress-ha-ctl db upgrade` creates the schema"
+    elif not r.known:
+        verdict = ("newer than this release: this node runs an older congress-ha than the "
+                   "database: upgrade congress-ha on this node")
+    elif r.database != r.head:
+        verdict = ("older than this release: run `congress-ha-ctl db upgrade` (once, from "
+                   "any node)")
+    else:
+        verdict = "up to date"
+    print(f"database revision {database}")
+    print(f"code head         {r.head}")
+    print(verdict)
+    return OK

@@ -255,8 +255,10 @@ def setup_logging(node_id: str, debug: bool) -> None:
         format="%(asctime)s %(process)d %(levelname)s [%(member)s] %(name)s: %(message)s")
     for handler in logging.getLogger().handlers:
         handler.addFilter(MemberFilter(node_id))
+    # alembic: its dialect and plugins at every start; store/schema.py says what
+    # happened to the schema.
     for noisy in ("oslo_messaging", "oslo.messaging", "oslo_service", "kombu", "amqp",
-                  "waitress"):
+                  "waitress", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING if debug else logging.ERROR)
 
 

@@ -79,8 +79,8 @@ SERVER = _table(
     Timing("LEADER_MAX_SLEEP", 0.05, "roles/dsd/actions.py",
            "the leader state machine's clock ticks at least this often"),
     Timing("STOP_BUDGET", 5.0, "server.py", "SIGTERM to exit"),
-    Timing("SCHEMA_LOCK_TIMEOUT", 60.0, "store/db.py",
-           "a starting process waits this long for another one's schema creation"),
+    Timing("SCHEMA_LOCK_TIMEOUT", 60.0, "store/schema.py",
+           "a starting process waits this long for another one's schema check or migration"),
     Timing("ORPHAN_TRANSACTION_TIMEOUT", 5.0, "store/db.py",
            "the database ends a session idle this long inside a transaction: the locks "
            "of a process that died mid-write do not outlive it"),

@@ -1,4 +1,4 @@
-"""congress_ha.store: schema creation and the revision guard."""
+"""congress_ha.store: schema creation at once, URLs, drivers and the revision guard."""
 
 import threading
 
@@ -76,11 +76,11 @@ def test_no_database_error_echoes_the_password(url):
 def test_schema_creation_seeds_the_revision_row_once(tmp_path):
     from sqlalchemy import func, select
 
-    from congress_ha.store.db import create_schema
     from congress_ha.store.models import PolicyRevision
+    from congress_ha.store.schema import ensure_schema
 
     engine = open_engine(f"sqlite:///{tmp_path / 'db.sqlite'}")
-    create_schema(engine)
-    create_schema(engine)
+    ensure_schema(engine)
+    ensure_schema(engine, upgrade=True)
     with engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(PolicyRevision)).scalar() == 1

@@ -1,27 +1,24 @@
-"""Opening the database: one engine per process, schema created on first use.
+"""Opening the database: one engine per process, its schema checked on first use.
 
-Every api-pe clone instance and the DSD start at once on a new cluster, and
-each creates the schema: two CREATE TABLEs of one name collide (PostgreSQL:
-pg_type's unique index; SQLite: "already exists"; MariaDB: error 1050), and so
-do two seed rows.  So creation and seeding run one process at a time, under a
-lock the database itself holds (PostgreSQL advisory lock, MariaDB GET_LOCK, a
-lock file beside a SQLite database), and the seed insert is idempotent on its
-own as well (``ON CONFLICT DO NOTHING`` / ``INSERT IGNORE``).
+``open_engine`` makes the engine (the driver we mean, a clear error for a bad URL
+or a driver that is not installed, hooks that end orphaned transactions) and
+then has ``store/schema.py`` check the schema's revision, creating the schema
+in an empty database.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 from collections.abc import Iterator
 
-from sqlalchemy import create_engine, event, insert, select, text
-from sqlalchemy.engine import URL, Connection, Engine, make_url
+from sqlalchemy import create_engine, event
+from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 from sqlalchemy.orm import sessionmaker
 
 from congress_ha.config import masked_url
-from congress_ha.store.models import Base, PolicyRevision
+from congress_ha.store.errors import StoreError
+from congress_ha.store.schema import ensure_schema
 from congress_ha.timings import seconds
 
 # URL driver name -> the package that provides it (what to pip install).
@@ -35,14 +32,7 @@ DRIVER_PACKAGES = {
 # the meaning to psycopg 3, the driver we ship, whatever SQLAlchemy says.
 DEFAULT_DRIVERS = {"postgresql": "psycopg", "mysql": "pymysql", "mariadb": "pymysql"}
 
-SCHEMA_LOCK_KEY = 0x636F6E67  # "cong": PostgreSQL advisory lock key
-SCHEMA_LOCK_NAME = "congress-ha-schema"  # MariaDB/MySQL GET_LOCK name
-SCHEMA_LOCK_TIMEOUT = int(seconds("SCHEMA_LOCK_TIMEOUT"))  # congress_ha/timings.py
 ORPHAN_TRANSACTION_TIMEOUT = int(seconds("ORPHAN_TRANSACTION_TIMEOUT"))
-
-
-class StoreError(Exception):
-    """The database could not be opened or used; the message says why."""
 
 
 def masked(url: str) -> str:
@@ -76,8 +66,20 @@ def _driver_error(u: URL, exc: BaseException) -> StoreError:
         "(postgresql+psycopg://, mysql+pymysql://, sqlite:///)")
 
 
-def open_engine(url: str) -> Engine:
-    """An engine on ``url`` with the schema created and seeded (StoreError if not)."""
+def open_engine(url: str, upgrade: bool = False) -> Engine:
+    """An engine on ``url`` whose schema is this code's (StoreError if not).
+
+    An empty database gets the schema; one at an older revision is migrated only
+    with ``upgrade`` (``congress-ha-ctl db upgrade``), and refused otherwise.
+    """
+    engine = new_engine(url)
+    with store_errors(engine):
+        ensure_schema(engine, upgrade=upgrade)
+    return engine
+
+
+def new_engine(url: str) -> Engine:
+    """An engine on ``url``, its schema not looked at (StoreError for a bad URL)."""
     u = normalize_url(url)
     url = u.render_as_string(hide_password=True)  # for messages from here on
     try:
@@ -103,13 +105,23 @@ def open_engine(url: str) -> Engine:
     except ArgumentError as exc:
         raise StoreError(f"[database] connection {url!r} is not valid: "
                          f"{_first_line(exc, u)}") from None
+    return engine
+
+
+@contextlib.contextmanager
+def store_errors(engine: Engine) -> Iterator[None]:
+    """Turns a database error inside the block into a StoreError that says where
+    (the URL, password masked), and disposes of the engine."""
     try:
-        create_schema(engine)
+        yield
     except SQLAlchemyError as exc:
         engine.dispose()
+        url = engine.url.render_as_string(hide_password=True)
         raise StoreError(f"cannot open the database ([database] connection "
-                         f"{url!r}): {_first_line(exc, u)}") from None
-    return engine
+                         f"{url!r}): {_first_line(exc, engine.url)}") from None
+    except StoreError:
+        engine.dispose()
+        raise
 
 
 def _end_orphans_on(backend: str):
@@ -147,75 +159,6 @@ def _first_line(exc: BaseException, u: URL) -> str:
     line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     password = u.password
     return line.replace(str(password), "***") if password else line
-
-
-def create_schema(engine: Engine) -> None:
-    """Create missing tables and seed rows; safe when several processes do it at once."""
-    with _schema_lock(engine) as conn:
-        Base.metadata.create_all(conn)
-        _seed(conn)
-        conn.commit()
-
-
-@contextlib.contextmanager
-def _schema_lock(engine: Engine) -> Iterator[Connection]:
-    dialect = engine.dialect.name
-    if dialect == "sqlite":
-        database = engine.url.database
-        if database in (None, "", ":memory:"):
-            with engine.connect() as conn:
-                yield conn
-            return
-        # SQLite has no advisory locks: a lock file beside the database.
-        with open(f"{database}.schema-lock", "a") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            try:
-                with engine.connect() as conn:
-                    yield conn
-            finally:
-                fcntl.flock(lock, fcntl.LOCK_UN)
-        return
-    with engine.connect() as conn:
-        if dialect == "postgresql":
-            # Held until the transaction ends: create_all and the seed share it.
-            conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": SCHEMA_LOCK_KEY})
-            yield conn
-        elif dialect in ("mysql", "mariadb"):
-            # DDL commits implicitly in MariaDB, so a transaction cannot hold the
-            # lock: GET_LOCK belongs to the session and survives those commits.
-            got = conn.execute(text("SELECT GET_LOCK(:n, :t)"),
-                               {"n": SCHEMA_LOCK_NAME, "t": SCHEMA_LOCK_TIMEOUT}).scalar()
-            if got != 1:
-                raise StoreError(f"another process held the schema lock for over "
-                                 f"{SCHEMA_LOCK_TIMEOUT} s (GET_LOCK {SCHEMA_LOCK_NAME!r})")
-            try:
-                yield conn
-            finally:
-                conn.execute(text("SELECT RELEASE_LOCK(:n)"), {"n": SCHEMA_LOCK_NAME})
-                conn.commit()
-        else:
-            yield conn
-
-
-def _seed(conn: Connection) -> None:
-    """The rows every store expects from the first start on (one, for now)."""
-    table = PolicyRevision.__table__
-    if conn.execute(select(table.c.id).where(table.c.id == 1)).first() is not None:
-        return
-    dialect = conn.dialect.name
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-        stmt = pg_insert(table).values(id=1, revision=0).on_conflict_do_nothing()
-    elif dialect == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-        stmt = sqlite_insert(table).values(id=1, revision=0).on_conflict_do_nothing()
-    elif dialect in ("mysql", "mariadb"):
-        stmt = insert(table).values(id=1, revision=0).prefix_with("IGNORE")
-    else:
-        stmt = insert(table).values(id=1, revision=0)
-    conn.execute(stmt)
 
 
 def session_factory(engine: Engine) -> sessionmaker:

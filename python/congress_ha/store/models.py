@@ -1,4 +1,8 @@
-"""Tables of the congress-ha database."""
+"""Tables of the congress-ha database, as the newest migration leaves them.
+
+A change here needs a revision in store/migrations/ too (its README says how); the
+schema tests check that the two agree.
+"""
 
 from __future__ import annotations
 

@@ -64,7 +64,7 @@ def _now() -> datetime:
 
 class PolicyStore:
     def __init__(self, sessions: sessionmaker):
-        self.sessions = sessions  # the revision row is seeded by db.create_schema
+        self.sessions = sessions  # the revision row is seeded by migration 0001
 
     def revision(self) -> int:
         with self.sessions() as s:
