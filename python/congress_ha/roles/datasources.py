@@ -19,6 +19,7 @@ from congress_ha.bus.transport import Transport
 from congress_ha.bus.wire import dump
 from congress_ha.config import limit
 from congress_ha.datasources.base import DriverSettings
+from congress_ha.metrics import DsdView
 from congress_ha.roles.dsd.actions import ActionRunner
 from congress_ha.roles.dsd.drivers import DriverSet
 from congress_ha.roles.dsd.endpoint import DsdHandler
@@ -104,6 +105,9 @@ class DatasourceRole:
         if self.drivers.errors:
             return False, "datasource errors: " + "; ".join(self.drivers.errors.values())
         return True, f"{len(self.drivers.drivers)} datasources running"
+
+    def metrics_view(self) -> DsdView:
+        return self.actions.metrics_view(self.publication.seqs())
 
     def leader_view(self) -> dict[str, Any]:
         return dump(self.actions.status())
