@@ -127,7 +127,7 @@ class Server:
 
             service = Service(self.pe, policies, sessions, dsd_client, self.status,
                               self.settings, ready_fn=self.serving)
-            self.api = ApiServer(create_app(service, self.settings),
+            self.api = ApiServer(create_app(service, self.settings, metrics=self.metrics),
                                  self.settings.api.bind_host, self.settings.api.bind_port,
                                  self.settings)
             self.api.start()
