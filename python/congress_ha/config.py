@@ -57,6 +57,10 @@ OPTIONS: tuple[Opt, ...] = (
         "token_file's content; noauth: no check.",
         choices=("noauth", "token", "keystone")),
     Opt("api", "token_file", "str", None, "File holding the API token (auth_strategy=token)."),
+    Opt("api", "metrics_open", "bool", False,
+        "Serve GET /metrics without authentication (for a Prometheus that scrapes with "
+        "no token). Metrics show the cluster's topology and counters, no secrets; "
+        "default: /metrics needs what every other API call needs."),
     Opt("database", "connection", "str", "sqlite:////var/lib/congress-ha/congress-ha.sqlite",
         "SQLAlchemy URL of the policy and journal database."),
     Opt("ha", "heartbeat_interval", "float", 0.25,

@@ -1,9 +1,10 @@
 """The local control socket, client half: how congress-ha-ctl asks a process.
 
 One Unix socket per process, ``<run_dir>/<role>.sock``; a request is one JSON
-line ``{"cmd": "health"|"status"|"leader", "depth": N}``, the answer one JSON
-document.  This module imports almost nothing: it runs in every Pacemaker
-monitor and must stay cheap.  The serving half is ``control_server``.
+line ``{"cmd": "health"|"status"|"leader"|"metrics", "depth": N}``, the answer
+one JSON document (``metrics``: ``{"ok": true, "text": "<Prometheus text>"}``).
+This module imports almost nothing: it runs in every Pacemaker monitor and
+must stay cheap.  The serving half is ``control_server``.
 """
 
 from __future__ import annotations

@@ -3,6 +3,7 @@
     congress-ha-ctl health --role api-pe|datasources [--depth 0|10|20]
     congress-ha-ctl status [--json]
     congress-ha-ctl leader [--json]
+    congress-ha-ctl metrics [--role datasources|api-pe] [--out FILE]
     congress-ha-ctl render --cluster cluster.yaml --out DIR
     congress-ha-ctl rules|datasources list [--json] | delete ID
     congress-ha-ctl db upgrade|version
@@ -221,6 +222,40 @@ def _leader_over_bus(settings) -> list[dict[str, Any]]:
         transport.stop()
 
 
+def cmd_metrics(args) -> int:
+    """A local process's metrics in Prometheus text: the DSD has no HTTP listener,
+    so node_exporter's textfile collector (``--out``) or a scrape wrapper reads
+    them here. ``--out`` replaces the file in one rename, never half written."""
+    run_dir = _settings(args.config_file).ha.run_dir
+    for path in (control.socket_path(run_dir, args.role), control.socket_path(run_dir, "all")):
+        try:
+            answer = control.ask(path, "metrics", timeout=args.timeout)
+        except control.NotRunning:
+            continue
+        except (OSError, ValueError) as exc:
+            print(f"congress-ha-ctl: {args.role} does not answer on {path}: {exc}",
+                  file=sys.stderr)
+            return OCF_ERR_GENERIC
+        if not answer.get("ok"):
+            print(f"congress-ha-ctl: {answer.get('reason', 'no metrics')}", file=sys.stderr)
+            return OCF_ERR_GENERIC
+        if not args.out:
+            sys.stdout.write(answer["text"])
+            return OCF_SUCCESS
+        tmp = f"{args.out}.{os.getpid()}.tmp"  # not *.prom: the collector skips it
+        try:
+            with open(tmp, "w", encoding="utf-8") as fh:
+                fh.write(answer["text"])
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, args.out)
+        except OSError as exc:
+            print(f"congress-ha-ctl: cannot write {args.out}: {exc.strerror}", file=sys.stderr)
+            return OCF_ERR_GENERIC
+        return OCF_SUCCESS
+    print(f"congress-ha-ctl: no {args.role} process answers in {run_dir}", file=sys.stderr)
+    return OCF_NOT_RUNNING
+
+
 def cmd_store(args) -> int:
     from congress_ha import ctl_store
     from congress_ha.store.db import StoreError
@@ -295,6 +330,13 @@ def build_parser(with_render: bool = True) -> argparse.ArgumentParser:
     common(ld)
     ld.add_argument("--json", action="store_true")
     ld.set_defaults(func=cmd_leader)
+    mt = sub.add_parser("metrics", help="a local process's metrics, Prometheus text")
+    common(mt)
+    mt.add_argument("--role", default="datasources", choices=["datasources", "api-pe"])
+    mt.add_argument("--out", metavar="FILE", help="write them to FILE (one rename), e.g. "
+                    "for node_exporter's textfile collector")
+    mt.add_argument("--timeout", type=float, default=5.0)
+    mt.set_defaults(func=cmd_metrics)
     bk = sub.add_parser("bus-key", help="a new key that signs every bus message")
     bk.add_argument("--write", metavar="FILE", help="write it to FILE (0600; never overwrites)")
     bk.set_defaults(func=cmd_bus_key)
@@ -326,7 +368,7 @@ def build_parser(with_render: bool = True) -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    light = bool(argv) and argv[0] in ("health", "status", "leader")
+    light = bool(argv) and argv[0] in ("health", "status", "leader", "metrics")
     args = build_parser(with_render=not light).parse_args(argv)
     try:
         return args.func(args)

@@ -39,12 +39,18 @@ class Execute:
     reason: str
 
 
+# Why the leader changed, in a word: the ``cause`` of every LeaderChange (the
+# metrics count changes by it; ``reason`` is the sentence for people).
+CAUSES = ("first_ready_pe", "next_ready_pe", "goodbye", "silent", "new_incarnation")
+
+
 @dataclass(frozen=True)
 class LeaderChange:
     at: float
     old: Member | None
     new: Member | None
     reason: str
+    cause: str = ""
 
 
 @dataclass
@@ -103,6 +109,8 @@ class LeaderState:
         self.leader_since: float | None = None
         self.history: list[LeaderChange] = []
         self.counters = Counters()
+        # Every change, to no leader too, by cause (CAUSES); never trimmed like history.
+        self.changes_by_cause: dict[str, int] = dict.fromkeys(CAUSES, 0)
         self._peers: dict[str, _Peer] = {}
         self._shadow: OrderedDict[str, _Shadow] = OrderedDict()
         self._executed: OrderedDict[str, None] = OrderedDict()
@@ -122,7 +130,7 @@ class LeaderState:
         if peer is not None and peer.incarnation == incarnation:
             del self._peers[pe]
             if self.leader == (pe, incarnation):
-                decision.extend(self._lose_leader(now, "goodbye"))
+                decision.extend(self._lose_leader(now, "goodbye", "goodbye"))
         return decision
 
     def request(self, req: Request, now: float) -> Decision:
@@ -200,7 +208,8 @@ class LeaderState:
             # The process behind this id restarted: the old one is gone for good.
             del self._peers[pe]
             if self.leader == (pe, peer.incarnation):
-                decision.extend(self._lose_leader(now, "new incarnation of the leader"))
+                decision.extend(self._lose_leader(now, "new incarnation of the leader",
+                                                  "new_incarnation"))
             peer = None
         if peer is None:
             self._peers[pe] = _Peer(incarnation, now, ready)
@@ -208,8 +217,10 @@ class LeaderState:
             peer.last_heard = now
             peer.ready = ready
         if self.leader is None and ready:
-            reason = "first ready PE heard" if not self.history else "next ready PE heard"
-            decision.extend(self._set_leader((pe, incarnation), now, reason))
+            first = not self.history
+            reason = "first ready PE heard" if first else "next ready PE heard"
+            decision.extend(self._set_leader((pe, incarnation), now, reason,
+                                             "first_ready_pe" if first else "next_ready_pe"))
         return decision
 
     def _expire(self, now: float) -> Decision:
@@ -225,7 +236,8 @@ class LeaderState:
                     leader_silent = silent
         if leader_silent is not None:
             decision.extend(self._lose_leader(
-                now, f"silent for {leader_silent:.3f}s > peer_timeout {self.peer_timeout}s"))
+                now, f"silent for {leader_silent:.3f}s > peer_timeout {self.peer_timeout}s",
+                "silent"))
         while self._shadow:
             action_id, entry = next(iter(self._shadow.items()))
             age = now - entry.first_seen
@@ -246,18 +258,20 @@ class LeaderState:
                 break  # entries are in arrival order: the rest are younger
         return decision
 
-    def _lose_leader(self, now: float, reason: str) -> Decision:
+    def _lose_leader(self, now: float, reason: str, cause: str) -> Decision:
         live = [(p.last_heard, pe, p.incarnation) for pe, p in self._peers.items() if p.ready]
         if live:
             _, pe, incarnation = max(live)
-            return self._set_leader((pe, incarnation), now, f"leader lost ({reason})")
-        return self._set_leader(None, now, f"leader lost ({reason}); no live PE")
+            return self._set_leader((pe, incarnation), now, f"leader lost ({reason})", cause)
+        return self._set_leader(None, now, f"leader lost ({reason}); no live PE", cause)
 
-    def _set_leader(self, new: Member | None, now: float, reason: str) -> Decision:
+    def _set_leader(self, new: Member | None, now: float, reason: str,
+                    cause: str) -> Decision:
         decision = Decision()
-        change = LeaderChange(now, self.leader, new, reason)
+        change = LeaderChange(now, self.leader, new, reason, cause)
         self.leader = new
         self.leader_since = now if new else None
+        self.changes_by_cause[cause] += 1
         if new is not None:
             self.counters.leader_changes += 1
         self.history.append(change)

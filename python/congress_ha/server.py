@@ -22,7 +22,7 @@ from typing import Any
 
 from congress_ha.bus.messages import ROLE_ALL, ROLE_API_PE, ROLE_DATASOURCES
 from congress_ha.config import DEFAULT_CONFIG_FILE, ConfigError, parse_file
-from congress_ha.threads import MemberFilter, dead
+from congress_ha.threads import MemberFilter, dead, why_dead
 from congress_ha.timings import seconds
 
 LOG = logging.getLogger("congress_ha.server")
@@ -60,6 +60,7 @@ class Server:
     def __init__(self, settings, args: argparse.Namespace):
         from congress_ha.bus.node import BusNode
         from congress_ha.bus.transport import Transport
+        from congress_ha.metrics import Metrics
 
         self.settings = settings
         self.args = args
@@ -70,6 +71,7 @@ class Server:
                             settings.ha.peer_timeout)
         self.node.state_fn = self._heartbeat_state
         self.node.on_conflict = self._conflict
+        self.metrics = Metrics(self.metrics_view)
         self.pe = None
         self.dsd = None
         self.api = None
@@ -108,6 +110,7 @@ class Server:
         lock = threading.RLock()
         engine = Engine()
         self.pe = PolicyEngineRole(self.settings, self.node, self.transport, engine, lock)
+        self.pe.observe_evaluation = self.metrics.evaluation_seconds.observe
         dsd_client = DsdClient(self.transport)
         policies = PolicyManager(engine, PolicyStore(sessions), lock, self.pe.send_actions,
                                  self.node.member)
@@ -124,7 +127,7 @@ class Server:
 
             service = Service(self.pe, policies, sessions, dsd_client, self.status,
                               self.settings, ready_fn=self.serving)
-            self.api = ApiServer(create_app(service, self.settings),
+            self.api = ApiServer(create_app(service, self.settings, metrics=self.metrics),
                                  self.settings.api.bind_host, self.settings.api.bind_port,
                                  self.settings)
             self.api.start()
@@ -233,6 +236,21 @@ class Server:
                                   "journal_waiting": self.dsd.journal_waiting()}
         return out
 
+    def metrics_view(self):
+        """What the metrics show of this process, read now (congress_ha/metrics.py)."""
+        from congress_ha.bus.contract import REFUSAL_KINDS
+        from congress_ha.metrics import ProcessView
+
+        threads: dict[str, bool] = {}
+        for t in self.threads():
+            if t is not None:  # one name twice (not expected): up only if both are
+                threads[t.name] = threads.get(t.name, True) and why_dead(t) is None
+        return ProcessView(
+            role=self.role, ready=self.ready()[0], threads=threads,
+            bus_refusals={**dict.fromkeys(REFUSAL_KINDS, 0), **self.transport.refusals()},
+            dsd=self.dsd.metrics_view() if self.dsd else None,
+            pe=self.pe.metrics_view() if self.pe else None)
+
     def dispatch(self, request: dict[str, Any]) -> dict[str, Any]:
         cmd = request.get("cmd")
         if cmd == "ping":
@@ -245,6 +263,8 @@ class Server:
             if not self.dsd:
                 return {"ok": False, "reason": f"{self.node.member} runs no DSD"}
             return {"ok": True, "leader": self.dsd.leader_view()}
+        if cmd == "metrics":
+            return {"ok": True, "text": self.metrics.text()}
         return {"ok": False, "reason": f"unknown command {cmd!r}"}
 
 

@@ -60,16 +60,18 @@ class Supervised(threading.Thread):
             LOG.error("thread %s ended: %s", self.name, self.died)
 
 
+def why_dead(t: threading.Thread) -> str | None:
+    """Why ``t`` no longer runs as it should, or None while it does (or has not
+    started yet, or was asked to stop)."""
+    reason = getattr(t, "died", None)
+    if reason is not None:
+        return f"thread {t.name} died ({reason})"
+    if t.ident is not None and not t.is_alive() and not getattr(t, "_stopping",
+                                                                lambda: True)():
+        return f"thread {t.name} is not running"
+    return None
+
+
 def dead(threads: Iterable[threading.Thread | None]) -> list[str]:
     """Reasons for every supervised thread that is no longer running as it should."""
-    out = []
-    for t in threads:
-        if t is None:
-            continue
-        reason = getattr(t, "died", None)
-        if reason is not None:
-            out.append(f"thread {t.name} died ({reason})")
-        elif t.ident is not None and not t.is_alive() and not getattr(t, "_stopping",
-                                                                       lambda: True)():
-            out.append(f"thread {t.name} is not running")
-    return out
+    return [why for why in (why_dead(t) for t in threads if t is not None) if why]

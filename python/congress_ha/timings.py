@@ -76,6 +76,9 @@ SERVER = _table(
            "between snapshot attempts of a datasource the engine refused"),
     Timing("RESEND_LEAD", 5.0, "roles/policy_engine.py",
            "a new DSD gets the requests sent since this long before the old was last heard"),
+    Timing("JOURNAL_COUNT_EVERY", 10.0, "roles/dsd/actions.py",
+           "the DSD counts its journal's rows for the metrics at most this often: a "
+           "query on a table that only grows"),
     Timing("LEADER_MAX_SLEEP", 0.05, "roles/dsd/actions.py",
            "the leader state machine's clock ticks at least this often"),
     Timing("STOP_BUDGET", 5.0, "server.py", "SIGTERM to exit"),

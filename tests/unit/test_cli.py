@@ -121,3 +121,33 @@ def test_status_lists_refused_bus_messages_as_a_problem():
     assert [(p["kind"], p["detail"].split(" (")[0]) for p in problems] == [
         ("refused bus messages", "2 forged")]
     assert _problems({"member": "n1:api-pe", "bus_refused": {"invalid": 3}}) == []
+
+
+def test_metrics_prints_the_local_dsds_text_or_writes_it_whole_with_out(tmp_path, capsys):
+    import shutil
+    import tempfile
+
+    from congress_ha import ctl
+    from congress_ha.control import socket_path
+    from congress_ha.control_server import ControlServer
+
+    run_dir = tempfile.mkdtemp(prefix="chm-")  # short: a socket path has ~100 bytes
+    path = conf(tmp_path, f"[DEFAULT]\ntransport_url = x\n[ha]\nrun_dir = {run_dir}\n")
+    assert ctl.main(["metrics", "--config-file", path]) == 7
+    assert "no datasources process answers" in capsys.readouterr().err
+    text = "# TYPE congress_ha_leader_present gauge\ncongress_ha_leader_present 1.0\n"
+    server = ControlServer(socket_path(run_dir, "datasources"),
+                           lambda req: {"ok": True, "text": text} if req["cmd"] == "metrics"
+                           else {"ok": False, "reason": "no"})
+    server.start()
+    try:
+        assert ctl.main(["metrics", "--config-file", path]) == 0
+        assert capsys.readouterr().out == text
+        out = tmp_path / "congress_ha.prom"
+        assert ctl.main(["metrics", "--config-file", path, "--out", str(out)]) == 0
+        assert out.read_text() == text and oct(out.stat().st_mode & 0o777) == "0o644"
+        assert [p.name for p in tmp_path.iterdir() if "tmp" in p.name] == []
+        assert ctl.main(["metrics", "--role", "api-pe", "--config-file", path]) == 7
+    finally:
+        server.stop()
+        shutil.rmtree(run_dir, ignore_errors=True)

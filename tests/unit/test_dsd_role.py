@@ -231,3 +231,36 @@ def test_a_row_limit_above_what_the_bus_carries_is_held_to_it():
     publication.max_rows = 2  # as if the bus carried 2 rows of a table
     with pytest.raises(DriverError, match="the most the bus carries"):
         publication.checked("ds", "t", [(1,), (2,), (3,)])
+
+
+def test_the_metrics_view_shows_the_action_and_counts_the_journal_at_most_every_10s(
+        store, tmp_path):
+    from congress_ha.roles.dsd.actions import JOURNAL_COUNT_EVERY
+
+    now = [100.0]
+    settings = SimpleNamespace(**vars(SETTINGS),
+                               drivers=SimpleNamespace(file_allowed_dirs=(str(tmp_path),)))
+    r = DatasourceRole(settings, Node(), Bus(), store, clock=lambda: now[0])
+    r.prepare()
+    r.start()
+    try:
+        before = r.metrics_view()
+        assert before.action_gap is None and before.journal_rows == 0
+        assert before.leader_changes["first_ready_pe"] == 0 and not before.leader_present
+        endpoint = dsd(r)
+        for n in (1, 2):
+            endpoint.execute_action({}, request={
+                "action_id": f"m{n}", "pe": "pe1:api-pe", "incarnation": "i1",
+                "datasource": "out", "action": "log", "args": [n]})
+            wait_for(lambda n=n: r.actions.executed_total == n)
+        now[0] += 0.5
+        view = r.metrics_view()
+        assert view.actions == {"executed": 2, "skipped_by_journal": 0, "failed": 0}
+        assert view.leader_present and view.leader_changes["first_ready_pe"] == 1
+        assert view.action_gap == 0.5 and view.shadow_log == 0
+        assert view.journal_rows == 0, "counted at the first scrape, cached since"
+        assert sorted(view.seqs) == ["builtin", "inbox", "out", "tags"]
+        now[0] += JOURNAL_COUNT_EVERY
+        assert r.metrics_view().journal_rows == 2
+    finally:
+        r.stop()

@@ -318,3 +318,20 @@ def test_next_deadline_is_the_leaders_expiry_or_the_oldest_grace():
     assert abs(s.next_deadline() - 12.5) < 0.01  # the shadow entry's grace comes first
     d = s.tick(s.next_deadline())
     assert [e.reason for e in d.execute] == ["grace"]
+
+
+def test_every_leader_change_is_counted_by_its_cause_and_the_count_outlives_history():
+    s = make(history_size=2)
+    s.heard("a", "1", True, 0.0)                      # first_ready_pe
+    s.heard("b", "1", True, 0.1)
+    s.goodbye("a", "1", 0.2)                          # goodbye: b
+    s.heard("b", "2", True, 0.3)                      # new_incarnation: b/2
+    s.tick(5.0)                                       # silent: no live PE
+    s.heard("c", "1", True, 5.1)                      # next_ready_pe
+    # (a new incarnation with no other live PE: lost to none, then taken as next)
+    assert s.changes_by_cause == {"first_ready_pe": 1, "next_ready_pe": 2, "goodbye": 1,
+                                  "silent": 1, "new_incarnation": 1}
+    assert len(s.history) == 2 and [c.cause for c in s.history] == ["silent",
+                                                                     "next_ready_pe"]
+    # the counter of changes to a leader stays what it was: 4 (not the one to none)
+    assert s.counters.leader_changes == 4

@@ -86,3 +86,26 @@ def test_a_thread_that_returns_unasked_is_reported_and_one_asked_to_stop_is_not(
     fine.start()
     fine.join(5)
     assert dead([fine]) == []
+
+
+def test_the_metrics_view_shows_each_thread_up_or_not_and_every_refusal_kind():
+    from types import SimpleNamespace
+
+    from congress_ha.threads import Supervised
+
+    def boom():
+        raise IndexError("gone")
+
+    t = Supervised("table-sync", boom)
+    t.start()
+    t.join(5)
+    alive = Supervised("heartbeat", lambda: None, stopping=lambda: True)
+    s = server(False, None, Part(threads=[t, alive]), None)
+    s.role = "datasources"
+    s.transport = SimpleNamespace(refusals=lambda: {"stale": 3})
+    s.dsd.metrics_view = lambda: None
+    view = s.metrics_view()
+    assert view.threads == {"table-sync": False, "heartbeat": True}
+    assert view.bus_refusals == {"forged": 0, "stale": 3, "replayed": 0, "invalid": 0,
+                                 "unsupported": 0}
+    assert view.role == "datasources" and view.ready is False

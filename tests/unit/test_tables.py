@@ -77,3 +77,24 @@ def test_a_datasource_the_dsd_no_longer_announces_is_dropped():
     changes = rep.on_heartbeat("inc1", {}, now=0.0)
     assert [(c.table, c.removed) for c in changes] == [("t", [(1,)])]
     assert rep.rows("ds", "t") == set()
+
+
+def test_lag_is_the_dsds_latest_as_heard_minus_what_was_applied():
+    pub, rep = pub_and_replica()
+    synced(pub, rep)
+    assert rep.lags() == {}  # no heartbeat heard yet: unknown, not 0
+    rep.on_delta(pub.replace("ds", "t", [(1,)]))     # seq 1 applied
+    pub.replace("ds", "t", [(2,)])                   # seq 2: lost
+    rep.on_heartbeat("inc1", {"ds": 2}, 0.0)         # the DSD is at 2
+    assert rep.lags() == {"ds": 1} and rep.synced() == {"ds": True}
+    rep.on_delta(pub.replace("ds", "t", [(3,)]))     # seq 3: out of sequence
+    assert rep.lags() == {"ds": 2}, "a delta also tells how far the DSD is"
+    rep.on_snapshot(pub.snapshot("ds"))
+    assert rep.lags() == {"ds": 0}
+
+
+def test_lag_is_unknown_while_the_replica_is_of_another_dsd_incarnation():
+    pub, rep = pub_and_replica()
+    synced(pub, rep)
+    rep.on_heartbeat("inc2", {"ds": 1}, 0.0)
+    assert rep.lags() == {} and rep.synced() == {"ds": False}

@@ -11,9 +11,10 @@ from __future__ import annotations
 import ipaddress
 import logging
 import socket
+import time
 from typing import Any
 
-from flask import Flask, request
+from flask import Flask, Response, g, request
 from werkzeug.exceptions import HTTPException
 
 from congress_ha.api import auth, openapi, routes, tls, tls_front
@@ -22,25 +23,30 @@ from congress_ha.api.rows import RowsCache
 from congress_ha.config import limit
 from congress_ha.engine import PolicyError
 from congress_ha.errors import ServiceError
+from congress_ha.metrics import Metrics
 from congress_ha.threads import Supervised
 
 LOG = logging.getLogger(__name__)
 
 
 
-def create_app(service: Any, settings: Any, oslo_conf: Any = None) -> Flask:
+def create_app(service: Any, settings: Any, oslo_conf: Any = None,
+               metrics: Metrics | None = None) -> Flask:
     """The API over ``service``; ``settings.api`` gives auth_strategy and token_file.
 
     Raises ValueError (naming the option and file) if the token file is needed
     and unusable. ``oslo_conf``: the service's oslo.config object, for
-    auth_strategy = keystone (built from ``settings`` if not given).
+    auth_strategy = keystone (built from ``settings`` if not given). ``metrics``:
+    the process's registry, served at /metrics (one of its own if not given).
     """
     app = Flask("congress_ha")
     max_body = limit(settings, "max_request_bytes")
     app.config["MAX_CONTENT_LENGTH"] = max_body
     strategy = getattr(settings.api, "auth_strategy", "noauth") or "noauth"
+    metrics = metrics if metrics is not None else Metrics()
     routes.register(app, service, {"openapi": openapi.build(auth=strategy != "noauth"),
-                                   "rows_cache": RowsCache()})
+                                   "rows_cache": RowsCache(), "metrics": metrics})
+    _time_requests(app, metrics)  # first: the time includes the auth check
     auth.install(app, settings, oslo_conf)
 
     @app.errorhandler(ApiError)
@@ -85,6 +91,24 @@ def create_app(service: Any, settings: Any, oslo_conf: Any = None) -> Flask:
                                    "log has the details")
 
     return app
+
+
+def _time_requests(app: Flask, metrics: Metrics) -> None:
+    """Every answer's latency, by method and the route's template: a path never
+    becomes a label (a client could make them without end)."""
+
+    @app.before_request
+    def start_clock():
+        g.started = time.perf_counter()
+
+    @app.after_request
+    def observe(resp: Response) -> Response:
+        started = g.get("started")
+        if started is not None:
+            route = routes.BY_ENDPOINT.get(request.endpoint or "")
+            metrics.observe_request(request.method, route.path if route else "other",
+                                    time.perf_counter() - started)
+        return resp
 
 
 def _family(host: str) -> socket.AddressFamily:

@@ -7,10 +7,12 @@
 * ``noauth``: no check at all; the server refuses it unless the API listens
   on a loopback address only (config.py).
 
-Routes marked ``auth=False`` (``/`` and ``/healthz``, for load balancers) are
-always open. Policy action names follow Congress's ``<verb>_<collection>``
-(``get_policies``, ``create_rules``, ``delete_data-sources``; a POST action on
-an element is ``<action>_<collection>``, e.g. ``simulate_policies``). The
+Routes marked ``auth=False`` (``/``, ``/healthz`` and ``/readyz``, for load
+balancers) are always open; ``/metrics`` is open too with ``[api] metrics_open
+= true`` (a Prometheus that scrapes without a token). Policy action names
+follow Congress's ``<verb>_<collection>`` (``get_policies``, ``create_rules``,
+``delete_data-sources``; a POST action on an element is
+``<action>_<collection>``, e.g. ``simulate_policies``). The
 defaults, Congress's base rules with reads opened to readers: reads and
 simulate need ``rule:reader`` (role reader, member or admin), everything else
 ``rule:admin_only`` (role admin). A policy file (``[oslo_policy]
@@ -105,10 +107,18 @@ class TokenFile:
         return given is not None and hmac.compare_digest(given.encode(), self.load())
 
 
-def _open(route: routes.Route | None) -> bool:
-    """Open to all: ``/`` and ``/healthz``. An unknown path needs auth too, so
-    that it answers 401, not 404, and tells nothing about the routes."""
-    return route is not None and not route.auth
+METRICS = routes.BY_ENDPOINT["GET /metrics"]
+
+
+def _opener(settings: Any):
+    """Which routes are open to all: ``auth=False`` ones, and /metrics if the
+    options say so. An unknown path needs auth too, so that it answers 401, not
+    404, and tells nothing about the routes."""
+    metrics_open = bool(getattr(settings.api, "metrics_open", False))
+
+    def is_open(route: routes.Route | None) -> bool:
+        return route is not None and (not route.auth or (metrics_open and route is METRICS))
+    return is_open
 
 
 def _action_of(route: routes.Route) -> str:
@@ -124,23 +134,24 @@ def install(app: Flask, settings: Any, oslo_conf=None) -> str:
     keystonemiddleware and oslo.policy); built here when not given.
     """
     strategy = getattr(settings.api, "auth_strategy", "noauth") or "noauth"
+    is_open = _opener(settings)
     if strategy == "token":
         token = TokenFile(settings.api.token_file)
 
         @app.before_request
         def check_token():
-            if _open(routes.BY_ENDPOINT.get(request.endpoint or "")):
+            if is_open(routes.BY_ENDPOINT.get(request.endpoint or "")):
                 return None
             if not token.matches(request.headers.get("X-Auth-Token")):
                 return error_response(401, "authentication required: send the API token "
                                            "in the X-Auth-Token header")
             return None
     elif strategy == "keystone":
-        _install_keystone(app, settings, oslo_conf)
+        _install_keystone(app, settings, oslo_conf, is_open)
     return strategy
 
 
-def _install_keystone(app: Flask, settings: Any, conf) -> None:
+def _install_keystone(app: Flask, settings: Any, conf, is_open) -> None:
     from keystonemiddleware import auth_token
     from oslo_policy import policy
 
@@ -161,7 +172,7 @@ def _install_keystone(app: Flask, settings: Any, conf) -> None:
     @app.before_request
     def check_identity():
         route = routes.BY_ENDPOINT.get(request.endpoint or "")
-        if _open(route):
+        if is_open(route):
             return None
         if request.headers.get("X-Identity-Status") != "Confirmed":
             resp = error_response(401, "authentication required: send a Keystone token "

@@ -25,8 +25,8 @@ def _error(status: int) -> dict:
             "content": {"application/json": {"schema": schema.ref("Error")}}}
 
 
-def _json(schema_: dict) -> dict:
-    return {"application/json": {"schema": schema_}}
+def _json(schema_: dict, media: str = "application/json") -> dict:
+    return {media: {"schema": schema_}}
 
 
 def _operation(route: Route, auth: bool) -> dict[str, Any]:
@@ -63,7 +63,7 @@ def _operation(route: Route, auth: bool) -> dict[str, Any]:
         response = outs[0] if len(outs) == 1 else {"oneOf": outs} if outs else None
     ok: dict[str, Any] = {"description": "Success"}
     if response is not None:
-        ok["content"] = _json(response)
+        ok["content"] = _json(response, route.media)
     responses: dict[str, Any] = {str(route.ok): ok}
     statuses = set(route.errors)
     if bodies:
@@ -86,9 +86,9 @@ def build(auth: bool = False) -> dict[str, Any]:
         "info": {"title": "congress-ha REST API",
                  "version": "1",
                  "description": "Congress's v1 API as python-congressclient 2.0.1 uses "
-                                "it, plus /healthz and /v1/ha/status. Errors are "
-                                "{\"error\": {\"message\", \"error_code\", \"error_data\"}}; "
-                                "see docs/api.md."},
+                                "it, plus /healthz, /readyz, /metrics and /v1/ha/status. "
+                                "Errors are {\"error\": {\"message\", \"error_code\", "
+                                "\"error_data\"}}; see docs/api.md."},
         "paths": paths,
         "components": {"schemas": schema.COMPONENTS},
     }

@@ -54,6 +54,7 @@ class Route:
     errors: tuple[int, ...] = (400, 404)
     auth: bool = True
     actions: tuple[Action, ...] = ()
+    media: str = "application/json"  # of a success; errors are always JSON
 
     @property
     def flask_path(self) -> str:
@@ -95,6 +96,10 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/readyz", system.readyz,
           "Readiness: 200 while this PE holds the current policies and every datasource "
           "(503 otherwise), for the load balancer's check", S, auth=False, errors=(503,)),
+    Route("GET", "/metrics", system.metrics,
+          "This process's metrics in Prometheus text format (docs/operations.md); "
+          "authenticated unless [api] metrics_open = true", S,
+          response={"type": "string"}, errors=(), media="text/plain"),
     Route("GET", "/v1/openapi.json", system.openapi, "This document", S, errors=()),
     Route("GET", "/v1/ha/status", system.ha_status,
           "This node's view of the bus: peers, ready, seq positions, leaders", S,

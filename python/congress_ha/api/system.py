@@ -7,6 +7,7 @@ from flask import Response
 
 from congress_ha.api.datasources import table_dict
 from congress_ha.api.http import json_response
+from congress_ha.metrics import CONTENT_TYPE
 
 UPDATED = "2013-08-12T17:42:13Z"   # Congress's v1 date, which clients may show
 
@@ -37,6 +38,11 @@ def readyz(svc, call) -> Response:
         return Response(b'{"ready":true}\n', mimetype="application/json")
     return Response(b'{"ready":false}\n', status=503, mimetype="application/json",
                     headers={"Retry-After": "1"})
+
+
+def metrics(svc, call) -> Response:
+    """The process's metrics (congress_ha/metrics.py), read now."""
+    return Response(call.extra["metrics"].text(), content_type=CONTENT_TYPE)
 
 
 def openapi(svc, call) -> Response:

@@ -168,6 +168,10 @@ def call(transport, method: Method, message: Any, timeout: float | None = None,
     return reply
 
 
+# Every kind of refusal an endpoint counts: the seal's (seal.py), then ours.
+REFUSAL_KINDS = ("forged", "stale", "replayed", "invalid", "unsupported")
+
+
 class Endpoint:
     """The oslo.messaging endpoint of one topic: each message's seal checked
     (``seal.py``: forged, stale and replayed messages are dropped and counted by

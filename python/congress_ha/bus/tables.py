@@ -76,6 +76,7 @@ class _Replica:
     schema: dict[str, list[str]] = field(default_factory=dict)
     buffer: list[TableDelta] = field(default_factory=list)
     behind_since: float | None = None
+    published: tuple[str, int] | None = None  # (DSD incarnation, its latest seq) as last heard
 
 
 class TableReplica:
@@ -92,6 +93,9 @@ class TableReplica:
 
     def on_delta(self, delta: TableDelta) -> list[Change]:
         rep = self.replicas.setdefault(delta.datasource, _Replica())
+        if rep.published is not None and rep.published[0] == delta.incarnation \
+                and delta.seq > rep.published[1]:
+            rep.published = (delta.incarnation, delta.seq)
         if not rep.synced or rep.incarnation != delta.incarnation:
             self._buffer(rep, delta)
             return []
@@ -113,6 +117,7 @@ class TableReplica:
                 changes.extend(self._drop(name))
         for name, seq in seqs.items():
             rep = self.replicas.setdefault(name, _Replica())
+            rep.published = (dsd_incarnation, seq)
             if rep.incarnation != dsd_incarnation:
                 rep.synced = False
             if rep.synced and seq > rep.seq:
@@ -156,6 +161,15 @@ class TableReplica:
 
     def seqs(self) -> dict[str, int]:
         return {n: r.seq for n, r in self.replicas.items()}
+
+    def lags(self) -> dict[str, int]:
+        """How many sequence numbers each datasource is behind the DSD's latest as last
+        heard; only where both are of one DSD incarnation (else unknown, left out)."""
+        return {n: max(0, r.published[1] - r.seq) for n, r in self.replicas.items()
+                if r.published is not None and r.published[0] == r.incarnation}
+
+    def synced(self) -> dict[str, bool]:
+        return {n: r.synced for n, r in self.replicas.items()}
 
     def rows(self, datasource: str, table: str) -> set[Row]:
         rep = self.replicas.get(datasource)

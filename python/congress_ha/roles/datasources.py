@@ -19,6 +19,7 @@ from congress_ha.bus.transport import Transport
 from congress_ha.bus.wire import dump
 from congress_ha.config import limit
 from congress_ha.datasources.base import DriverSettings
+from congress_ha.metrics import DsdView
 from congress_ha.roles.dsd.actions import ActionRunner
 from congress_ha.roles.dsd.drivers import DriverSet
 from congress_ha.roles.dsd.endpoint import DsdHandler
@@ -110,6 +111,9 @@ class DatasourceRole:
         """Seconds the executor has waited for the journal's database (None: not)."""
         since = self.actions.journal_blocked_since
         return None if since is None else round(self.actions.clock() - since, 3)
+
+    def metrics_view(self) -> DsdView:
+        return self.actions.metrics_view(self.publication.seqs())
 
     def leader_view(self) -> dict[str, Any]:
         return dump(self.actions.status())

@@ -16,6 +16,7 @@ import logging
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 from congress_ha.bus.contract import (
@@ -33,6 +34,7 @@ from congress_ha.bus.peers import PeerEvent
 from congress_ha.bus.tables import Change, TableReplica
 from congress_ha.bus.transport import BusError, Transport
 from congress_ha.engine import PolicyError
+from congress_ha.metrics import PeView
 from congress_ha.threads import Supervised
 from congress_ha.timings import seconds
 
@@ -80,6 +82,8 @@ class PolicyEngineRole:
         self._data_ok = False  # every announced datasource synced, policies loaded
         self.rejected: dict[str, tuple[str, float]] = {}  # datasource -> (why, retry at)
         self.rebuilds = 0
+        # Seconds of each evaluation of table changes (the server's histogram).
+        self.observe_evaluation: Callable[[float], None] = lambda seconds: None
 
     # -- lifecycle ------------------------------------------------------------
 
@@ -239,6 +243,9 @@ class PolicyEngineRole:
     def _derive(self, changes: list[Change]) -> list:
         """Called under the lock, so the engine sees changes in replica order."""
         actions: list = []
+        if not changes:
+            return actions
+        started = time.perf_counter()
         try:
             for c in changes:
                 actions += self.engine.apply_delta(c.datasource, c.table, c.added, c.removed)
@@ -246,6 +253,7 @@ class PolicyEngineRole:
             LOG.exception("the engine failed on a table change; rebuilding it")
             self.rebuild_engine(f"{type(exc).__name__}: {exc}")
             return []
+        self.observe_evaluation(time.perf_counter() - started)
         return actions
 
     def rebuild_engine(self, reason: str) -> None:
@@ -399,6 +407,18 @@ class PolicyEngineRole:
     def rows(self, datasource: str, table: str) -> set[tuple]:
         with self.lock:
             return self.replica.rows(datasource, table)
+
+    def metrics_view(self) -> PeView | None:
+        """The replica's positions; None while an evaluation holds the engine past a
+        moment (a scrape must not wait for it)."""
+        if not self.lock.acquire(timeout=0.2):
+            return None
+        try:
+            return PeView(seqs=self.replica.seqs(), lags=self.replica.lags(),
+                          synced=self.replica.synced(), outbox=len(self.unsent),
+                          outbox_dropped=self.unsent_dropped)
+        finally:
+            self.lock.release()
 
     def view(self) -> dict[str, Any]:
         """For status: waits at most a moment for the engine, then says it is busy."""

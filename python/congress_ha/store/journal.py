@@ -45,5 +45,9 @@ class Journal:
         return list(rows)
 
     def count(self) -> int:
-        with self.sessions() as session:
-            return session.execute(select(func.count()).select_from(ActionJournal)).scalar_one()
+        try:
+            with self.sessions() as session:
+                return session.execute(
+                    select(func.count()).select_from(ActionJournal)).scalar_one()
+        except SQLAlchemyError as exc:
+            raise StoreError(f"journal count failed: {str(exc).splitlines()[0]}") from None

@@ -18,6 +18,7 @@ from congress_ha.bus.messages import ActionRequest, Heartbeat, LeaderChangeView,
 from congress_ha.bus.peers import PeerEvent
 from congress_ha.datasources.base import ActionContext
 from congress_ha.leader import Decision, Execute, LeaderState
+from congress_ha.metrics import DsdView
 from congress_ha.roles.dsd.drivers import DriverSet
 from congress_ha.store.db import StoreError
 from congress_ha.store.journal import Journal
@@ -26,6 +27,7 @@ from congress_ha.timings import seconds
 LOG = logging.getLogger(__name__)
 MAX_SLEEP = seconds("LEADER_MAX_SLEEP")  # the leader clock sleeps at most this between ticks
 JOURNAL_RETRY_MIN, JOURNAL_RETRY_MAX = 0.1, 2.0  # seconds between journal write attempts
+JOURNAL_COUNT_EVERY = seconds("JOURNAL_COUNT_EVERY")  # the metrics' journal count, cached
 
 
 class ActionRunner:
@@ -50,6 +52,9 @@ class ActionRunner:
         self.failed_actions = 0
         self.journal_blocked_since: float | None = None  # the executor waits for the DB
         self.stopping = threading.Event()  # set by the role's stop: no more waiting
+        self.last_executed_at: float | None = None  # monotonic
+        self._journal_rows: int | None = None
+        self._journal_counted: float | None = None
 
     def load_journal(self) -> None:
         """What earlier DSDs executed, so that it is never executed again."""
@@ -163,6 +168,7 @@ class ActionRunner:
             driver.execute(req.action, list(req.args),
                            ActionContext(req.action_id, req.pe, ex.reason))
             self.executed_total += 1
+            self.last_executed_at = self.clock()
         except Exception as exc:  # noqa: BLE001 - a driver's failure must not stop others
             self.failed_actions += 1
             LOG.error("action %s %s:%s%s failed: %s", req.action_id,
@@ -195,3 +201,35 @@ class ActionRunner:
                                           c.old[0] if c.old else None,
                                           c.new[0] if c.new else None, c.reason)
                          for c in self.leader.history])
+
+    def journal_rows(self) -> int | None:
+        """The journal's row count, counted at most every JOURNAL_COUNT_EVERY seconds
+        (None: no journal, or no count has worked yet)."""
+        if self.journal is None:
+            return None
+        now = self.clock()
+        if self._journal_counted is None or now - self._journal_counted >= JOURNAL_COUNT_EVERY:
+            self._journal_counted = now  # a failing database is not asked at every scrape
+            try:
+                self._journal_rows = self.journal.count()
+            except StoreError as exc:
+                LOG.warning("journal rows not counted: %s", exc)
+        return self._journal_rows
+
+    def metrics_view(self, seqs: dict[str, int]) -> DsdView:
+        now = self.clock()
+        with self.lock:
+            changes = dict(self.leader.changes_by_cause)
+            present = self.leader.leader is not None
+            shadow, dropped = self.leader.shadow_len, self.leader.counters.shadow_dropped
+        last = self.last_executed_at
+        return DsdView(
+            leader_present=present, leader_changes=changes,
+            actions={"executed": self.executed_total,
+                     "skipped_by_journal": self.skipped_by_journal,
+                     "failed": self.failed_actions},
+            shadow_log=shadow, shadow_dropped=dropped,
+            action_gap=round(now - last, 6) if last is not None else None,
+            journal_rows=self.journal_rows(), seqs=seqs,
+            journal_waiting=0.0 if self.journal_blocked_since is None
+            else round(now - self.journal_blocked_since, 3))
