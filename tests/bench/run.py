@@ -68,9 +68,16 @@ def bench_seal(quick: bool) -> tuple[dict, str]:
     return result, bench_seal.report(result)
 
 
+def bench_infra(quick: bool) -> tuple[dict, str]:
+    from tests.bench import bench_infra
+
+    result = bench_infra.run(faults_n=2 if quick else 5, windows=1 if quick else 3)
+    return result, bench_infra.report(result)
+
+
 BENCHES = {"engine": bench_engine, "api": bench_api, "agents": bench_agents,
            "failover": bench_failover, "dsd_failover": bench_dsd_failover,
-           "visibility": bench_visibility, "seal": bench_seal}
+           "visibility": bench_visibility, "seal": bench_seal, "infra": bench_infra}
 
 
 def main() -> int:
