@@ -1,7 +1,7 @@
 """Schema migrations on real PostgreSQL and MariaDB servers: an empty database
-migrated to head has exactly the models' schema, one made by create_all is stamped
-and keeps its rows, and older or newer revisions are refused (SQLite: the same cases
-in tests/unit/test_schema.py)."""
+migrated to head has exactly the models' schema, one made before migrations is
+stamped 0001, refused, and upgraded to head keeping its rows, and older or newer
+revisions are refused (SQLite: the same cases in tests/unit/test_schema.py)."""
 
 from __future__ import annotations
 
@@ -15,11 +15,16 @@ from congress_ha.store.db import StoreError, normalize_url, open_engine
 from tests.support.mariadb import MariaDB
 from tests.support.postgres import Postgres
 from tests.support.schema import (
+    HEAD,
+    NEXT,
+    PUSHED,
     UNKNOWN_REVISION,
     columns,
+    create_at_baseline,
     create_like_before_migrations,
     differences,
     migrations_one_ahead,
+    pushed,
     set_version,
     stored,
     versions,
@@ -42,7 +47,7 @@ def test_an_empty_database_migrated_to_head_has_exactly_the_models_schema(server
     url = server.create_database("empty_to_head")
     open_engine(url).dispose()
     assert differences(url) == []
-    assert versions(url) == ["0001"] and stored(url) == (0, [], [])
+    assert versions(url) == [HEAD] and stored(url) == (0, [], [])
 
 
 def test_every_timestamp_column_keeps_microseconds(server):
@@ -61,15 +66,31 @@ def test_every_timestamp_column_keeps_microseconds(server):
         assert {(type(t).__name__, t.fsp) for t in found.values()} == {("DATETIME", 6)}, found
 
 
-def test_a_database_made_by_create_all_is_stamped_at_0001_and_keeps_its_rows(server):
+def test_a_database_made_before_migrations_is_stamped_refused_and_upgraded_keeping_rows(
+        server):
     url = server.create_database("before_migrations")
     create_like_before_migrations(url)
-    assert versions(url) == []
-    open_engine(url).dispose()
-    assert versions(url) == ["0001"] and differences(url) == []
+    assert versions(url) == [] and "version" not in columns(url, "pushed_rows")
+    with pytest.raises(StoreError, match=rf"at revision 0001, this release needs {HEAD}: "
+                                         r"run `congress-ha-ctl db upgrade`"):
+        open_engine(url)
+    assert versions(url) == ["0001"] and "version" not in columns(url, "pushed_rows")
+    open_engine(url, upgrade=True).dispose()
+    assert versions(url) == [HEAD] and differences(url) == []
     revision, rules, times = stored(url)
     assert (revision, rules) == (7, ["p(x) :- q(x)"])
     assert times == [datetime(2026, 1, 2, 3, 4, 5, 678901)]
+    assert pushed(url) == [(*PUSHED, 0)]
+    open_engine(url).dispose()  # and now it starts
+
+
+def test_upgrading_a_database_at_0001_keeps_its_pushed_rows_at_version_0(server):
+    url = server.create_database("pushed_at_0001")
+    create_at_baseline(url)
+    assert versions(url) == ["0001"] and pushed(url) == [(*PUSHED, None)]
+    open_engine(url, upgrade=True).dispose()
+    assert versions(url) == [HEAD] and differences(url) == []
+    assert pushed(url) == [(*PUSHED, 0)] and stored(url)[:2] == (7, ["p(x) :- q(x)"])
 
 
 def test_an_older_database_is_refused_and_upgraded_only_when_asked(server, tmp_path,
@@ -77,12 +98,12 @@ def test_an_older_database_is_refused_and_upgraded_only_when_asked(server, tmp_p
     url = server.create_database("older")
     open_engine(url).dispose()
     monkeypatch.setattr(schema, "MIGRATIONS", migrations_one_ahead(tmp_path))
-    with pytest.raises(StoreError, match=r"at revision 0001, this release needs 0002: run "
-                                         r"`congress-ha-ctl db upgrade`"):
+    with pytest.raises(StoreError, match=rf"at revision {HEAD}, this release needs {NEXT}: "
+                                         r"run `congress-ha-ctl db upgrade`"):
         open_engine(url)
-    assert versions(url) == ["0001"] and "pushed_at" not in columns(url, "pushed_rows")
+    assert versions(url) == [HEAD] and "pushed_at" not in columns(url, "pushed_rows")
     open_engine(url, upgrade=True).dispose()
-    assert versions(url) == ["0002"] and "pushed_at" in columns(url, "pushed_rows")
+    assert versions(url) == [NEXT] and "pushed_at" in columns(url, "pushed_rows")
 
 
 def test_a_newer_database_is_refused_and_left_as_it_is(server):

@@ -9,13 +9,18 @@ import pytest
 
 from congress_ha import ctl
 from congress_ha.store import schema
-from congress_ha.store.db import open_engine
+from congress_ha.store.db import StoreError, open_engine
 from tests.support.procs import VENV_BIN
 from tests.support.schema import (
+    HEAD,
+    NEXT,
+    PUSHED,
     UNKNOWN_REVISION,
     columns,
+    create_at_baseline,
     create_like_before_migrations,
     migrations_one_ahead,
+    pushed,
     set_version,
     stored,
     versions,
@@ -46,26 +51,54 @@ def db(config_file, *args):
 def test_db_upgrade_then_version_on_an_empty_database(config_file, url):
     r = db(config_file, "version")
     assert (r.returncode, r.stderr) == (0, "")
-    assert r.stdout.splitlines()[:2] == ["database revision (none)", "code head         0001"]
+    assert r.stdout.splitlines()[:2] == ["database revision (none)", f"code head         {HEAD}"]
     assert versions(url) == []  # version only reads
 
     r = db(config_file, "upgrade")
-    assert (r.returncode, r.stdout, r.stderr) == (0, "upgraded (empty) -> 0001\n", "")
+    assert (r.returncode, r.stdout, r.stderr) == (0, f"upgraded (empty) -> {HEAD}\n", "")
     r = db(config_file, "upgrade")
-    assert (r.returncode, r.stdout) == (0, "unchanged at 0001\n")
+    assert (r.returncode, r.stdout) == (0, f"unchanged at {HEAD}\n")
     r = db(config_file, "version")
     assert r.returncode == 0
-    assert r.stdout == "database revision 0001\ncode head         0001\nup to date\n"
+    assert r.stdout == f"database revision {HEAD}\ncode head         {HEAD}\nup to date\n"
 
 
-def test_db_upgrade_stamps_a_database_made_before_migrations(config_file, url):
+def test_db_upgrade_stamps_and_migrates_a_database_made_before_migrations(config_file,
+                                                                          url):
     create_like_before_migrations(url)
     r = db(config_file, "version")
-    assert r.returncode == 0 and "database revision 0001 (tables made before" in r.stdout
+    assert (r.returncode, r.stdout) == (0, (
+        "database revision 0001 (tables made before migrations: stamped at the next start)\n"
+        f"code head         {HEAD}\nolder than this release: run `congress-ha-ctl db "
+        "upgrade` (once, from any node)\n"))
+    assert versions(url) == []  # version only reads
     r = db(config_file, "upgrade")
-    assert r.returncode == 0
-    assert r.stdout == "stamped 0001: the tables an earlier congress-ha created\n"
-    assert versions(url) == ["0001"] and stored(url)[0] == 7
+    assert (r.returncode, r.stderr) == (0, "")
+    assert r.stdout == ("stamped 0001: the tables an earlier congress-ha created\n"
+                        f"upgraded 0001 -> {HEAD}\n")
+    assert versions(url) == [HEAD] and stored(url)[0] == 7
+    assert pushed(url) == [(*PUSHED, 0)]
+    r = db(config_file, "upgrade")
+    assert (r.returncode, r.stdout) == (0, f"unchanged at {HEAD}\n")
+
+
+def test_db_upgrade_after_a_start_stamped_and_refused_a_database_made_before_migrations(
+        config_file, url):
+    create_like_before_migrations(url)
+    with pytest.raises(StoreError):
+        open_engine(url)  # a start: stamps 0001, refuses
+    r = db(config_file, "version")
+    assert (r.returncode, r.stdout.splitlines()[0]) == (0, "database revision 0001")
+    r = db(config_file, "upgrade")
+    assert (r.returncode, r.stdout, r.stderr) == (0, f"upgraded 0001 -> {HEAD}\n", "")
+    assert versions(url) == [HEAD] and stored(url)[0] == 7
+
+
+def test_db_upgrade_keeps_pushed_rows_of_a_database_at_0001_at_version_0(config_file, url):
+    create_at_baseline(url)
+    r = db(config_file, "upgrade")
+    assert (r.returncode, r.stdout, r.stderr) == (0, f"upgraded 0001 -> {HEAD}\n", "")
+    assert versions(url) == [HEAD] and pushed(url) == [(*PUSHED, 0)]
 
 
 def test_db_upgrade_on_a_newer_database_fails_with_the_reason_and_no_traceback(config_file,
@@ -95,17 +128,17 @@ def test_db_commands_on_a_database_that_cannot_be_opened_fail_with_exit_1(tmp_pa
 def test_db_version_shows_an_older_database_and_db_upgrade_migrates_it(url, config_file,
                                                                       tmp_path, monkeypatch,
                                                                       capsys):
-    open_engine(url).dispose()  # 0001, by the release before
-    monkeypatch.setattr(schema, "MIGRATIONS", migrations_one_ahead(tmp_path))  # this one: 0002
+    open_engine(url).dispose()  # HEAD, by the release before
+    monkeypatch.setattr(schema, "MIGRATIONS", migrations_one_ahead(tmp_path))  # this one: NEXT
     assert ctl.main(["db", "version", "--config-file", config_file]) == 0
     assert capsys.readouterr().out == (
-        "database revision 0001\ncode head         0002\nolder than this release: run "
+        f"database revision {HEAD}\ncode head         {NEXT}\nolder than this release: run "
         "`congress-ha-ctl db upgrade` (once, from any node)\n")
     assert ctl.main(["db", "upgrade", "--config-file", config_file]) == 0
-    assert capsys.readouterr().out == "upgraded 0001 -> 0002\n"
-    assert versions(url) == ["0002"] and "pushed_at" in columns(url, "pushed_rows")
+    assert capsys.readouterr().out == f"upgraded {HEAD} -> {NEXT}\n"
+    assert versions(url) == [NEXT] and "pushed_at" in columns(url, "pushed_rows")
     assert ctl.main(["db", "upgrade", "--config-file", config_file]) == 0
-    assert capsys.readouterr().out == "unchanged at 0002\n"
+    assert capsys.readouterr().out == f"unchanged at {NEXT}\n"
 
 
 def test_a_server_refuses_an_older_database_in_one_line_naming_db_upgrade(url, tmp_path):
@@ -123,7 +156,7 @@ def test_a_server_refuses_an_older_database_in_one_line_naming_db_upgrade(url, t
     r = subprocess.run([str(VENV_BIN / "python"), "-c", code], capture_output=True, text=True,
                        timeout=60)
     assert r.returncode != 0 and "Traceback" not in r.stderr, r.stderr
-    assert ("the database schema is at revision 0001, this release needs 0002: run "
+    assert (f"the database schema is at revision {HEAD}, this release needs {NEXT}: run "
             "`congress-ha-ctl db upgrade` (once, from any node) before starting it"
             ) in r.stderr
-    assert versions(url) == ["0001"]
+    assert versions(url) == [HEAD]

@@ -77,10 +77,10 @@ def read_revisions(engine: Engine) -> Revisions:
 
 
 def ensure_schema(engine: Engine, upgrade: bool = False) -> SchemaChange:
-    """Bring an empty database to head, stamp one made before migrations; with
-    ``upgrade``, migrate an older one too.  StoreError if the database is older
-    (without ``upgrade``) or newer than this code.  Safe when several processes
-    do it at once."""
+    """Bring an empty database to head, stamp one made before migrations at
+    BASELINE; with ``upgrade``, migrate an older one (a stamped one too) to head.
+    StoreError if the database is older (without ``upgrade``; a stamp stays) or
+    newer than this code.  Safe when several processes do it at once."""
     script = _script()
     target = script.get_current_head()
     where = _where(engine)
@@ -103,6 +103,11 @@ def ensure_schema(engine: Engine, upgrade: bool = False) -> SchemaChange:
                         f"release does not know (its newest is {target}): this node runs an "
                         "older congress-ha than the database: upgrade congress-ha on this node")
                 if not upgrade:
+                    if unstamped:
+                        # The stamp is true whatever this start decides: keep it.
+                        # (PostgreSQL: this ends the lock's transaction too; nothing
+                        # else happens under it.)
+                        conn.commit()
                     raise StoreError(
                         f"{where}: the database schema is at revision {before}, this release "
                         f"needs {target}: run `congress-ha-ctl db upgrade` (once, from any "
