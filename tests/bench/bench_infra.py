@@ -101,12 +101,12 @@ def dead_consumer(broker, pg, windows: int) -> dict:
         try:
             for i in range(windows):
                 dsd = c.add_dsd(f"dsd{i}").start()
-                wait_for(lambda: dsd.healthy("datasources", 10), 60, "the DSD on the bus")
+                wait_for(lambda d=dsd: d.healthy("datasources", 10), 60, "the DSD on the bus")
                 pid = dsd.pid
-                wait_for(lambda: _connections_of(broker, pid) > 0, 30, "its connections")
+                wait_for(lambda p=pid: _connections_of(broker, p) > 0, 30, "its connections")
                 frozen = time.monotonic()
                 os.kill(pid, signal.SIGSTOP)
-                wait_for(lambda: _connections_of(broker, pid) == 0, 120,
+                wait_for(lambda p=pid: _connections_of(broker, p) == 0, 120,
                          "the broker closing the frozen DSD's connections", interval=0.1)
                 times.append(time.monotonic() - frozen)
                 dsd.kill()
