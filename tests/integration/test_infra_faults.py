@@ -6,7 +6,7 @@ a private PostgreSQL, actions counted in the file driver's action log.
 run exactly once, whenever the broker, the database or the DSD comes back. Two
 sources run at once: the ticker (5 ticks a second, a window of 300 ticks, longer
 than any outage here) and a pusher (one push every 0.1 s through the API, each
-the last 400 pushed values "p<k>", each running log("p<k>")).
+the last 1000 pushed values "p<k>", each running log("p<k>")).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from tests.support.procs import Cluster, wait_for
 pytestmark = pytest.mark.integration
 MARK = "marker"        # the marker rule's action: log("marker")
 RATE, WINDOW = 5, 300  # the ticker: 60 s of ticks in its table
-PUSH_WINDOW = 400      # 40 s of pushes in the pushed table
+PUSH_WINDOW = 1000     # 100 s of pushes in the pushed table: longer than any outage
 
 
 @pytest.fixture(scope="module")
@@ -221,7 +221,8 @@ def test_broker_restarts_and_outages_lose_and_repeat_nothing(cluster, broker):
         pusher.stop()
     print(f"broker back -> first action: {', '.join(f'{g:.2f}' for g in gaps)} s; "
           f"{len(pusher.answers)} pushes")
-    assert not pusher.errors, f"pushes refused while the broker was away: {pusher.errors}"
+    assert not pusher.errors, ("pushes refused while the broker was away: "
+                               f"{list(pusher.errors.items())[:3]}")
     check_exactly_once(cluster, pusher)
 
 
@@ -245,7 +246,8 @@ def test_the_database_restarting_or_down_loses_and_repeats_nothing(cluster, pg):
     finally:
         pusher.stop()
     refused = {s for k, s in pusher.answers.items() if s // 100 != 2}
-    assert refused <= {503}, f"a push refused other than as unavailable: {pusher.errors}"
+    assert refused <= {503}, ("a push refused other than as unavailable: "
+                              f"{list(pusher.errors.items())[:3]}")
     check_exactly_once(cluster, pusher)
 
 
@@ -262,5 +264,6 @@ def test_pushes_are_accepted_while_no_dsd_runs_and_published_by_the_next(cluster
         flowing(cluster, 10)
     finally:
         pusher.stop()
-    assert not pusher.errors, f"pushes refused during the DSD failover: {pusher.errors}"
+    assert not pusher.errors, ("pushes refused during the DSD failover: "
+                               f"{list(pusher.errors.items())[:3]}")
     check_exactly_once(cluster, pusher)

@@ -15,6 +15,7 @@ import time
 from typing import Any
 
 from flask import Flask, Response, g, request
+from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
 
 from congress_ha.api import auth, openapi, routes, tls, tls_front
@@ -82,6 +83,17 @@ def create_app(service: Any, settings: Any, oslo_conf: Any = None,
         resp = error_response(status, message)
         if status == 405 and hasattr(exc, "valid_methods") and exc.valid_methods:
             resp.headers["Allow"] = ", ".join(exc.valid_methods)
+        return resp
+
+    @app.errorhandler(OperationalError)
+    def database_away(exc: OperationalError):
+        # The database is down or cut off (the driver's connection error): a
+        # 503 to retry, not a 500; the detail (host, port) goes to the log.
+        LOG.warning("%s %s: database unavailable: %s", request.method, request.path,
+                    str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+        resp = error_response(503, "the database is unavailable; retry later (the "
+                                   "server log has the details)")
+        resp.headers["Retry-After"] = "1"
         return resp
 
     @app.errorhandler(Exception)

@@ -139,7 +139,13 @@ class Service:
         now = time.monotonic()
         if now - self._cached_at > DATASOURCE_CACHE or not any(
                 ident in (d.id, d.name) for d in self._cached):
-            self._cached, self._cached_at = self.list_datasources(), now
+            try:
+                self._cached, self._cached_at = self.list_datasources(), now
+            except SQLAlchemyError:
+                # The database is away: reads go on from the list last read
+                # (a write fails on its own, as unavailable).
+                if not any(ident in (d.id, d.name) for d in self._cached):
+                    raise
         for d in self._cached:
             if ident in (d.id, d.name):
                 return d
