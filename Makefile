@@ -11,7 +11,7 @@ setup:
 	@sh scripts/setup.sh
 
 test: setup lint
-	$(PYTEST) tests
+	$(PYTEST) tests --durations=25
 
 unit: setup
 	$(PYTEST) tests/unit

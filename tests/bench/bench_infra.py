@@ -41,23 +41,11 @@ def _summary(values: list[float]) -> dict:
             "max": max(values) if values else None, "values": [round(v, 3) for v in values]}
 
 
-def _cluster(broker, pg, base: Path) -> Cluster:
-    from congress_ha.store.datasources import add_datasource
-    from congress_ha.store.db import open_engine, session_factory
-
-    url = pg.create_database("b" + uuid.uuid4().hex[:12])
-    c = Cluster(base, broker.url, db_url=url)
-    c.seed_datasources(rate=5, window=300)
-    add_datasource(session_factory(open_engine(url)), "inbox", "push",
-                   {"tables": {"alarm": ["n"]}})
-    return c
-
-
 def faults(broker, pg, n: int) -> dict:
-    from tests.integration.test_infra_faults import check_exactly_once, flowing, start
+    from tests.integration.test_infra_faults import check_exactly_once, flowing, start, workload
 
     base = Path(tempfile.mkdtemp(prefix="chbench-infra-"))
-    c = _cluster(broker, pg, base)
+    c = workload(base, broker.url, pg.create_database("b" + uuid.uuid4().hex[:12]))
     out: dict = {}
     try:
         start(c)

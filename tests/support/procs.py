@@ -174,7 +174,9 @@ class Cluster:
         if not self.action_log.exists():
             return []
         out = []
-        for line in self.action_log.read_text().splitlines():
+        # Only whole lines: the DSD may be appending one while we read (the part
+        # after the last newline is that line, not yet complete).
+        for line in self.action_log.read_text().split("\n")[:-1]:
             if line.strip():
                 out.append(json.loads(line))
         return out
