@@ -245,11 +245,22 @@ def _loopback(host: str) -> bool:
 
 
 def broker_hosts(transport_url: str) -> list[tuple[str, int]]:
-    """The (host, port) of every broker a ``rabbit://`` URL names."""
+    """The (host, port) of every broker a ``rabbit://`` URL names.
+
+    Several brokers are written as oslo.messaging reads them, each with its own
+    credentials: ``rabbit://u:p@host1:5672,u:p@host2:5672,u:p@host3:5672/``.
+    ValueError if a port is not a number.
+    """
+    netloc = urlsplit(transport_url).netloc
     hosts = []
-    for part in urlsplit(transport_url).netloc.rsplit("@", 1)[-1].split(","):
-        host, _, port = part.rpartition(":") if ":" in part else (part, "", "5672")
-        hosts.append((host.strip("[]") or "localhost", int(port or 5672)))
+    for part in netloc.split(","):
+        where = part.rsplit("@", 1)[-1]
+        if where.startswith("["):  # [IPv6] or [IPv6]:port
+            host, _, rest = where[1:].partition("]")
+            port = rest[1:] if rest.startswith(":") else ""
+        else:
+            host, _, port = where.partition(":")
+        hosts.append((host or "localhost", int(port or 5672)))
     return hosts
 
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from congress_ha.config import ConfigError, parse_file
+from congress_ha.config import ConfigError, broker_hosts, parse_file
 
 
 def write(tmp_path, text):
@@ -122,3 +122,36 @@ def test_a_bad_file_allowed_dirs_names_the_option_and_the_fix(tmp_path, value, w
         parse_file(path)
     assert words in str(exc.value) and "[drivers] file_allowed_dirs" in str(exc.value)
     assert path in str(exc.value)
+
+
+@pytest.mark.parametrize("url, hosts", [
+    ("rabbit://localhost/", [("localhost", 5672)]),
+    # oslo.messaging's form for a cluster: credentials on every host.
+    ("rabbit://guest:guest@127.0.0.1:5701,guest:guest@127.0.0.1:5702,"
+     "guest:guest@127.0.0.1:5703/", [("127.0.0.1", 5701), ("127.0.0.1", 5702),
+                                    ("127.0.0.1", 5703)]),
+    ("rabbit://u:p@203.0.113.2,u:p@203.0.113.3:5673/vhost?ssl=1",
+     [("203.0.113.2", 5672), ("203.0.113.3", 5673)]),
+    ("rabbit://u:p@[2001:db8::1]:5671,u:p@[2001:db8::2]/",
+     [("2001:db8::1", 5671), ("2001:db8::2", 5672)]),
+])
+def test_broker_hosts_reads_every_host_of_a_transport_url(url, hosts):
+    assert broker_hosts(url) == hosts
+
+
+def test_a_cluster_url_with_one_remote_broker_among_local_ones_needs_the_bus_key(tmp_path):
+    url = "rabbit://u:p@127.0.0.1:5672,u:p@203.0.113.9:5672,u:p@127.0.0.1:5673/"
+    with pytest.raises(ConfigError, match=r"another host \(203.0.113.9\)"):
+        parse_file(write(tmp_path, f"[DEFAULT]\ntransport_url = {url}\n"))
+
+
+def test_the_broker_check_passes_when_any_broker_of_several_listens():
+    import socket
+
+    from congress_ha.bus.transport import check_reachable
+
+    with socket.socket() as dead, socket.create_server(("127.0.0.1", 0)) as live:
+        dead.bind(("127.0.0.1", 0))  # bound, not listening: refuses
+        url = (f"rabbit://g:g@127.0.0.1:{dead.getsockname()[1]},"
+               f"g:g@127.0.0.1:{live.getsockname()[1]}/")
+        check_reachable(url, timeout=2)
