@@ -5,10 +5,13 @@ from __future__ import annotations
 import uuid
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import sessionmaker
 
+from congress_ha.store.errors import lost_race
 from congress_ha.store.models import Datasource, PushedRows
+
+LOST_RACE_TRIES = 5  # a push that keeps losing races is answered 503 (retry)
 
 
 def list_datasources(sessions: sessionmaker, enabled_only: bool = True) -> list[Datasource]:
@@ -64,10 +67,18 @@ def save_pushed_rows(sessions: sessionmaker, datasource: str, table: str, rows: 
     exist (NoSuchDatasource): a push racing a delete stores nothing that a
     datasource re-created under the same name would inherit.
     """
-    try:
-        return _save(sessions, datasource, table, rows, datasource_id)
-    except IntegrityError:  # two first pushes of one table at once: one inserted
-        return _save(sessions, datasource, table, rows, datasource_id)
+    for attempt in range(LOST_RACE_TRIES):
+        try:
+            try:
+                return _save(sessions, datasource, table, rows, datasource_id)
+            except IntegrityError:  # two first pushes of one table at once: one inserted
+                return _save(sessions, datasource, table, rows, datasource_id)
+        except SQLAlchemyError as exc:
+            # Galera: a push of the same table through another node was certified
+            # first; a push replaces the table whole, so this one simply goes after.
+            if not lost_race(exc) or attempt + 1 == LOST_RACE_TRIES:
+                raise
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def _save(sessions, datasource, table, rows, datasource_id) -> int:

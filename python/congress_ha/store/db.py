@@ -136,21 +136,28 @@ def _end_orphans_on(backend: str):
     silence in a transaction; none of ours idles a millisecond there.
     """
     if backend == "postgresql":
-        statement = ("SET idle_in_transaction_session_timeout = "
-                     f"{ORPHAN_TRANSACTION_TIMEOUT * 1000}")
+        statements = ["SET idle_in_transaction_session_timeout = "
+                      f"{ORPHAN_TRANSACTION_TIMEOUT * 1000}"]
     else:  # MariaDB >= 10.3; MySQL has no such variable and keeps its default
-        statement = f"SET SESSION idle_transaction_timeout = {ORPHAN_TRANSACTION_TIMEOUT}"
+        statements = [f"SET SESSION idle_transaction_timeout = {ORPHAN_TRANSACTION_TIMEOUT}",
+                      # Galera: a read waits until this node has applied what the
+                      # cluster committed before it (causal reads), so a write that
+                      # lost certification validates again on the winner's state,
+                      # and a PE that hears of a revision reads that revision. A
+                      # server without Galera refuses or ignores it; both are fine.
+                      "SET SESSION wsrep_sync_wait = 1"]
 
     def hook(dbapi_conn, _record) -> None:
-        cur = dbapi_conn.cursor()
-        try:
-            cur.execute(statement)
-        except Exception:  # noqa: BLE001 - MySQL: unknown variable; the session still works
-            dbapi_conn.rollback()
-        else:
-            dbapi_conn.commit()
-        finally:
-            cur.close()
+        for statement in statements:
+            cur = dbapi_conn.cursor()
+            try:
+                cur.execute(statement)
+            except Exception:  # noqa: BLE001 - unknown variable; the session still works
+                dbapi_conn.rollback()
+            else:
+                dbapi_conn.commit()
+            finally:
+                cur.close()
 
     return hook
 

@@ -16,6 +16,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from congress_ha.store.db import StoreError
+from congress_ha.store.errors import lost_race
 from congress_ha.store.models import LibraryPolicy, Policy, PolicyRevision, Rule
 
 LOAD_TRIES = 5
@@ -118,6 +119,12 @@ class PolicyStore:
             raise
         except SQLAlchemyError as exc:
             if "locked" in str(exc):  # SQLite: another writer holds the lock
+                raise RevisionConflict(expected) from None
+            if lost_race(exc):
+                # Galera: another node committed a write at this revision first,
+                # and this write set failed certification at COMMIT (a deadlock
+                # error); nothing of it was kept. The same answer as losing the
+                # guard on one node: validate again on the new state.
                 raise RevisionConflict(expected) from None
             raise StoreError(f"database write failed: {str(exc).splitlines()[0]}") from None
 
